@@ -1,0 +1,200 @@
+"""JobLedger: the write side's use cases over the event store."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from ledger.commands import Context, JobCommand, NewJob, execute
+from ledger.domain import Job, JobStatus, stream_id
+from ledger.errors import JobAlreadyExists, JobGone, JobNotFound, LedgerError, VersionConflict
+from ledger.idempotency import Answer, IdempotencyKey, IdempotencyStore, PendingAnswer, Positions
+from ledger.recorder import LedgerRecorder
+
+APPLICATION_NAME: Final = "ledger"
+"""Names the event table (`ledger_events`) and the position every projection tracks."""
+
+CONFLICT_RETRIES: Final = 8
+"""How often a write without If-Match reloads and retries when another write came first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A job after a write, and where the write's last event stands in the global log."""
+
+    job: Job
+    position: int
+
+    @property
+    def version(self) -> int:
+        return self.job.version
+
+
+AnswerFor = Callable[[Sequence["Written | LedgerError"]], Answer]
+"""Renders the answer to a write from its outcomes (one per item), to store with its events."""
+
+
+class JobLedger(Application[str]):
+    """Creates jobs and records their transitions, one event stream per job."""
+
+    name = APPLICATION_NAME
+    env = {"AGGREGATE_CACHE_MAXSIZE": "10000"}  # noqa: RUF012 (the library's own convention)
+
+    @property
+    def answers(self) -> IdempotencyStore:
+        recorder = self.recorder
+        assert isinstance(recorder, LedgerRecorder)
+        return recorder.answers
+
+    # -- writes -------------------------------------------------------------------
+
+    def create_job(
+        self,
+        tenant: str,
+        new: NewJob,
+        ctx: Context,
+        *,
+        answer: tuple[IdempotencyKey, AnswerFor] | None = None,
+    ) -> Written:
+        """Append a job's Created event; JobAlreadyExists if the tenant has that id."""
+        job = Job.create(
+            tenant=tenant,
+            job_id=new.job_id,
+            job_type=new.job_type,
+            name=new.name,
+            parameters=new.parameters,
+            labels=new.labels,
+            total_records=new.total_records,
+            max_attempts=new.max_attempts,
+            actor=ctx.actor,
+            request_id=ctx.request_id,
+        )
+        try:
+            return _one(self._save([job], [job], answer))
+        except IntegrityError:
+            raise JobAlreadyExists(new.job_id) from None
+
+    def record(
+        self,
+        tenant: str,
+        job_id: str,
+        command: JobCommand,
+        ctx: Context,
+        *,
+        expected_version: int | None = None,
+        answer: tuple[IdempotencyKey, AnswerFor] | None = None,
+    ) -> Written:
+        """Apply one command to a job and append its event.
+
+        With `expected_version` (If-Match) a job at another version is refused with
+        VersionConflict; without it, a write that loses a race is retried on the new state.
+        """
+        for _ in range(CONFLICT_RETRIES):
+            job = self.get_job(tenant, job_id)
+            if expected_version is not None and job.version != expected_version:
+                raise VersionConflict(job_id, expected_version, job.version)
+            execute(job, command, ctx)
+            try:
+                return _one(self._save([job], [job], answer))
+            except IntegrityError:
+                if expected_version is not None:
+                    latest = self.get_job(tenant, job_id)
+                    raise VersionConflict(job_id, expected_version, latest.version) from None
+        raise VersionConflict(job_id, job.version, self.get_job(tenant, job_id).version)
+
+    def record_batch(
+        self,
+        tenant: str,
+        items: Sequence[tuple[str, JobCommand]],
+        ctx: Context,
+        *,
+        answer: tuple[IdempotencyKey, AnswerFor] | None = None,
+    ) -> list[Written | LedgerError]:
+        """Apply many commands in order and append every accepted event in one transaction.
+
+        A refused item fails alone; if another write came first, the batch is worked out
+        again on the new state.
+        """
+        for _ in range(CONFLICT_RETRIES):
+            jobs: dict[str, Job] = {}
+            outcomes: list[Job | LedgerError] = []
+            for job_id, command in items:
+                try:
+                    job = jobs.get(job_id) or self.get_job(tenant, job_id)
+                    jobs[job_id] = job
+                    execute(job, command, ctx)
+                    outcomes.append(_freeze(job))
+                except LedgerError as error:
+                    outcomes.append(error)
+            try:
+                return self._save(list(jobs.values()), outcomes, answer)
+            except IntegrityError:
+                continue
+        raise VersionConflict("batch", 0, 0)
+
+    # -- reads ----------------------------------------------------------------------
+
+    def get_job(self, tenant: str, job_id: str) -> Job:
+        """The job as its events make it now: JobNotFound, or JobGone once deleted."""
+        try:
+            job: Job = self.repository.get(stream_id(tenant, job_id))
+        except AggregateNotFoundError:
+            raise JobNotFound(job_id) from None
+        if job.status is JobStatus.DELETED:
+            raise JobGone(job_id)
+        return job
+
+    # -- internals --------------------------------------------------------------------
+
+    def _save(
+        self,
+        jobs: Sequence[Job],
+        outcomes: Sequence[Job | LedgerError],
+        answer: tuple[IdempotencyKey, AnswerFor] | None,
+    ) -> list[Written | LedgerError]:
+        # Each outcome is the job as that command left it (a batch may move one job
+        # several times), so its position is that of the event at its version.
+        def written(positions: Positions) -> list[Written | LedgerError]:
+            return [
+                Written(o, positions[(o.id, o.version)]) if isinstance(o, Job) else o
+                for o in outcomes
+            ]
+
+        pending = None
+        if answer is not None:
+            key, render = answer
+            pending = PendingAnswer(key, lambda positions: render(written(positions)))
+        recordings = self.save(*jobs, answer=pending) if pending else self.save(*jobs)
+        positions = {
+            (r.notification.originator_id, r.notification.originator_version): r.notification.id
+            for r in recordings
+        }
+        return written(positions)
+
+
+def _one(outcomes: list[Written | LedgerError]) -> Written:
+    (outcome,) = outcomes
+    assert isinstance(outcome, Written)
+    return outcome
+
+
+def _freeze(job: Job) -> Job:
+    """A copy of the job as it stands, so later items of a batch don't change it.
+
+    Shallow is enough: events replace the job's collections rather than mutate them.
+    """
+    copy = Job.__new__(Job)
+    copy.__dict__.update(job.__dict__)
+    copy.__dict__["_pending_events"] = []
+    return copy
+
+
+def new_job_id() -> str:
+    """A server-made job id: `job-` and 12 hex digits."""
+    return f"job-{secrets.token_hex(6)}"
+

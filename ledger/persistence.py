@@ -1,0 +1,30 @@
+"""How the event store connects: the library's POSTGRES_* environment, built from Settings."""
+
+from __future__ import annotations
+
+from ledger.errors import ConfigurationError
+from ledger.settings import Settings, parse_database_url
+
+
+def persistence_env(settings: Settings, *, create_table: bool = False) -> dict[str, str]:
+    """The `eventsourcing` environment for `settings`'s database."""
+    if settings.database_url is None:
+        raise ConfigurationError("no database URL: start the embedded server first")
+    params = parse_database_url(settings.database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "ORIGINATOR_ID_TYPE": "text",
+        "APPLICATION_RECORDER_TOPIC": "ledger.recorder:LedgerRecorder",
+        "POSTGRES_DBNAME": params.dbname,
+        "POSTGRES_HOST": params.host,
+        "POSTGRES_PORT": str(params.port),
+        "POSTGRES_USER": params.user,
+        "POSTGRES_PASSWORD": params.password,
+        "POSTGRES_SCHEMA": settings.database_schema,
+        "POSTGRES_POOL_SIZE": str(settings.pool_max_size),
+        "POSTGRES_MAX_OVERFLOW": "10",
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_CONN_MAX_AGE": "600",
+        "POSTGRES_LOCK_TIMEOUT": "5",
+        "CREATE_TABLE": "y" if create_table else "n",
+    }

@@ -1,0 +1,46 @@
+"""The event recorder: the library's PostgreSQL recorder, plus answers stored with events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+
+from ledger.idempotency import IdempotencyKeyTaken, IdempotencyStore, PendingAnswer
+
+
+class LedgerRecorder(PostgresApplicationRecorder):
+    """Appends events with the library's statements (its table lock keeps the global
+    order gap-free for subscribers) and, when a write carries an idempotency key,
+    stores its answer in the same transaction."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.answers = IdempotencyStore(self.datastore)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        answer: PendingAnswer | None = kwargs.get("answer")
+        if answer is None or not stored_events:
+            return super().insert_events(stored_events, **kwargs)
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            # An exception anywhere in this block rolls the events back with the answer.
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            ids = self._fetch_ids_after_insert_events(curs, stored_events)
+            assert ids is not None
+            positions = {
+                (str(e.originator_id), e.originator_version): position
+                for e, position in zip(stored_events, ids, strict=True)
+            }
+            rendered = answer.render(positions)
+            key = answer.key
+            curs.execute(
+                self.answers.insert_answer,
+                (key.tenant, key.key, key.fingerprint, rendered.status, rendered.body),
+            )
+            if curs.fetchone() is None:
+                raise IdempotencyKeyTaken(key.key)
+        return ids
