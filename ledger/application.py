@@ -171,7 +171,9 @@ class JobLedger(Application[str]):
             pending = PendingAnswer(key, lambda positions: render(written(positions)))
         recordings = self.save(*jobs, answer=pending) if pending else self.save(*jobs)
         positions = {
-            (r.notification.originator_id, r.notification.originator_version): r.notification.id
+            (str(r.notification.originator_id), r.notification.originator_version): (
+                r.notification.id
+            )
             for r in recordings
         }
         return written(positions)
@@ -197,4 +199,3 @@ def _freeze(job: Job) -> Job:
 def new_job_id() -> str:
     """A server-made job id: `job-` and 12 hex digits."""
     return f"job-{secrets.token_hex(6)}"
-

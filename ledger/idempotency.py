@@ -12,9 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from psycopg.sql import SQL, Identifier
-
 from eventsourcing.postgres import PostgresDatastore
+from psycopg.sql import SQL, Identifier
 
 from ledger.errors import IdempotencyKeyReused
 

@@ -37,9 +37,7 @@ def migrate(settings: Settings) -> list[str]:
             JobLedger(env=persistence_env(settings, create_table=True)).close()
             applied = []
             with conn.transaction():
-                conn.execute(
-                    sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema))
-                )
+                conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
                 for name, text in schema_files():
                     conn.execute(text.encode())
                     applied.append(name)

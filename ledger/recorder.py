@@ -25,15 +25,16 @@ class LedgerRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         answer: PendingAnswer | None = kwargs.get("answer")
         if answer is None or not stored_events:
-            return super().insert_events(stored_events, **kwargs)
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return ids
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             # An exception anywhere in this block rolls the events back with the answer.
             self._insert_stored_events(curs, stored_events, **kwargs)
-            ids = self._fetch_ids_after_insert_events(curs, stored_events)
-            assert ids is not None
+            inserted = self._fetch_ids_after_insert_events(curs, stored_events)
+            assert inserted is not None
             positions = {
                 (str(e.originator_id), e.originator_version): position
-                for e, position in zip(stored_events, ids, strict=True)
+                for e, position in zip(stored_events, inserted, strict=True)
             }
             rendered = answer.render(positions)
             key = answer.key
@@ -43,4 +44,4 @@ class LedgerRecorder(PostgresApplicationRecorder):
             )
             if curs.fetchone() is None:
                 raise IdempotencyKeyTaken(key.key)
-        return ids
+        return inserted

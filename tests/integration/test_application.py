@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.application import JobLedger, Written
-from ledger.commands import Context, NewJob, RecordProgress, Start, Succeed
+from ledger.commands import Context, Delete, NewJob, RecordProgress, Start, Succeed
 from ledger.domain import JobStatus
 from ledger.errors import (
     IdempotencyKeyReused,
@@ -15,7 +15,6 @@ from ledger.errors import (
     JobNotFound,
     VersionConflict,
 )
-from ledger.commands import Delete
 from ledger.idempotency import Answer, IdempotencyKey
 
 CTX = Context(actor="tok-test", request_id="req-1")
@@ -58,8 +57,13 @@ def test_batch_appends_valid_items_and_reports_each(ledger: JobLedger) -> None:
     ledger.create_job("acme", NewJob(job_id="job-1", job_type="a"), CTX)
     results = ledger.record_batch(
         "acme",
-        [("job-1", Start()), ("job-2", Start()), ("job-1", RecordProgress(progress=5)),
-         ("job-1", Start()), ("job-1", Succeed())],
+        [
+            ("job-1", Start()),
+            ("job-2", Start()),
+            ("job-1", RecordProgress(progress=5)),
+            ("job-1", Start()),
+            ("job-1", Succeed()),
+        ],
         CTX,
     )
     kinds = [type(r) for r in results]
@@ -67,7 +71,9 @@ def test_batch_appends_valid_items_and_reports_each(ledger: JobLedger) -> None:
     written = [r for r in results if isinstance(r, Written)]
     assert [w.version for w in written] == [2, 3, 4]
     assert [w.job.status for w in written] == [
-        JobStatus.RUNNING, JobStatus.RUNNING, JobStatus.COMPLETED,
+        JobStatus.RUNNING,
+        JobStatus.RUNNING,
+        JobStatus.COMPLETED,
     ]
     assert written[0].position < written[1].position < written[2].position
 
@@ -85,7 +91,8 @@ def test_answer_is_stored_with_the_events(ledger: JobLedger) -> None:
     with pytest.raises(IdempotencyKeyReused):
         ledger.answers.find(other)
     # Keys are per tenant.
-    assert ledger.answers.find(IdempotencyKey.of("globex", "k-1", "POST", "/api/v1/jobs", b"{}")) is None
+    elsewhere = IdempotencyKey.of("globex", "k-1", "POST", "/api/v1/jobs", b"{}")
+    assert ledger.answers.find(elsewhere) is None
 
 
 def test_failed_answer_rolls_back_the_events(ledger: JobLedger) -> None:
