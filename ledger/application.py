@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Final
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.domain import CanMutateAggregate
+from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.utils import EnvType
 
 from ledger.commands import Context, JobCommand, NewJob, execute
 from ledger.domain import Job, JobStatus, stream_id
 from ledger.errors import JobAlreadyExists, JobGone, JobNotFound, LedgerError, VersionConflict
+from ledger.group_commit import GroupCommitter
 from ledger.idempotency import Answer, IdempotencyKey, IdempotencyStore, PendingAnswer, Positions
 from ledger.recorder import LedgerRecorder
 
@@ -44,6 +49,22 @@ class JobLedger(Application[str]):
 
     name = APPLICATION_NAME
     env = {"AGGREGATE_CACHE_MAXSIZE": "10000"}  # noqa: RUF012 (the library's own convention)
+
+    def __init__(self, env: EnvType | None = None) -> None:
+        super().__init__(env)
+        self.committer = GroupCommitter(self._append)
+        # Writes to one job from this process take turns, so they don't race each
+        # other to the database; races with other processes are still retried.
+        self._stream_locks = StripedLocks()
+
+    def close(self) -> None:
+        self.committer.close()
+        super().close()
+
+    def _append(
+        self, events: Sequence[CanMutateAggregate[str]], answers: Sequence[PendingAnswer]
+    ) -> list[Recording[str]]:
+        return self.save(*events, answers=answers) if answers else self.save(*events)
 
     @property
     def answers(self) -> IdempotencyStore:
@@ -94,18 +115,19 @@ class JobLedger(Application[str]):
         With `expected_version` (If-Match) a job at another version is refused with
         VersionConflict; without it, a write that loses a race is retried on the new state.
         """
-        for _ in range(CONFLICT_RETRIES):
-            job = self.get_job(tenant, job_id)
-            if expected_version is not None and job.version != expected_version:
-                raise VersionConflict(job_id, expected_version, job.version)
-            execute(job, command, ctx)
-            try:
-                return _one(self._save([job], [job], answer))
-            except IntegrityError:
-                if expected_version is not None:
-                    latest = self.get_job(tenant, job_id)
-                    raise VersionConflict(job_id, expected_version, latest.version) from None
-        raise VersionConflict(job_id, job.version, self.get_job(tenant, job_id).version)
+        with self._stream_locks.held([stream_id(tenant, job_id)]):
+            for _ in range(CONFLICT_RETRIES):
+                job = self.get_job(tenant, job_id)
+                if expected_version is not None and job.version != expected_version:
+                    raise VersionConflict(job_id, expected_version, job.version)
+                execute(job, command, ctx)
+                try:
+                    return _one(self._save([job], [job], answer))
+                except IntegrityError:
+                    if expected_version is not None:
+                        latest = self.get_job(tenant, job_id)
+                        raise VersionConflict(job_id, expected_version, latest.version) from None
+            raise VersionConflict(job_id, job.version, self.get_job(tenant, job_id).version)
 
     def record_batch(
         self,
@@ -120,6 +142,17 @@ class JobLedger(Application[str]):
         A refused item fails alone; if another write came first, the batch is worked out
         again on the new state.
         """
+        streams = [stream_id(tenant, job_id) for job_id, _ in items]
+        with self._stream_locks.held(streams):
+            return self._record_batch(tenant, items, ctx, answer)
+
+    def _record_batch(
+        self,
+        tenant: str,
+        items: Sequence[tuple[str, JobCommand]],
+        ctx: Context,
+        answer: tuple[IdempotencyKey, AnswerFor] | None,
+    ) -> list[Written | LedgerError]:
         for _ in range(CONFLICT_RETRIES):
             jobs: dict[str, Job] = {}
             outcomes: list[Job | LedgerError] = []
@@ -169,7 +202,7 @@ class JobLedger(Application[str]):
         if answer is not None:
             key, render = answer
             pending = PendingAnswer(key, lambda positions: render(written(positions)))
-        recordings = self.save(*jobs, answer=pending) if pending else self.save(*jobs)
+        recordings = self.committer.append(jobs, pending)
         positions = {
             (str(r.notification.originator_id), r.notification.originator_version): (
                 r.notification.id
@@ -177,6 +210,22 @@ class JobLedger(Application[str]):
             for r in recordings
         }
         return written(positions)
+
+
+class StripedLocks:
+    """A fixed set of locks shared out by stream id."""
+
+    def __init__(self, stripes: int = 1024) -> None:
+        self._locks = [threading.Lock() for _ in range(stripes)]
+
+    @contextmanager
+    def held(self, streams: Sequence[str]) -> Iterator[None]:
+        # Taken in index order, so two writes over overlapping streams can't deadlock.
+        indexes = sorted({hash(s) % len(self._locks) for s in streams})
+        with ExitStack() as stack:
+            for index in indexes:
+                stack.enter_context(self._locks[index])
+            yield
 
 
 def _one(outcomes: list[Written | LedgerError]) -> Written:

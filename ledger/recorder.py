@@ -13,8 +13,8 @@ from ledger.idempotency import IdempotencyKeyTaken, IdempotencyStore, PendingAns
 
 class LedgerRecorder(PostgresApplicationRecorder):
     """Appends events with the library's statements (its table lock keeps the global
-    order gap-free for subscribers) and, when a write carries an idempotency key,
-    stores its answer in the same transaction."""
+    order gap-free for subscribers) and stores the answers of the writes that carry
+    an idempotency key in the same transaction."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -23,8 +23,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        answer: PendingAnswer | None = kwargs.get("answer")
-        if answer is None or not stored_events:
+        answers: Sequence[PendingAnswer] = kwargs.get("answers", ())
+        if not answers or not stored_events:
             ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
             return ids
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
@@ -36,12 +36,13 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 (str(e.originator_id), e.originator_version): position
                 for e, position in zip(stored_events, inserted, strict=True)
             }
-            rendered = answer.render(positions)
-            key = answer.key
-            curs.execute(
-                self.answers.insert_answer,
-                (key.tenant, key.key, key.fingerprint, rendered.status, rendered.body),
-            )
-            if curs.fetchone() is None:
-                raise IdempotencyKeyTaken(key.key)
+            for answer in answers:
+                rendered = answer.render(positions)
+                key = answer.key
+                curs.execute(
+                    self.answers.insert_answer,
+                    (key.tenant, key.key, key.fingerprint, rendered.status, rendered.body),
+                )
+                if curs.fetchone() is None:
+                    raise IdempotencyKeyTaken(key.key)
         return inserted
