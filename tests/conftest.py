@@ -44,10 +44,14 @@ def database_url() -> Iterator[str]:
         with PostgresContainer("postgres:16", driver=None) as container:
             yield container.get_connection_url()
         return
-    from ledger.embedded import start_embedded
+    from ledger.embedded import start_embedded, stop_embedded
 
     with tempfile.TemporaryDirectory(prefix="ledger-test-") as folder:
-        yield start_embedded(Path(folder), delete_on_exit=True)
+        try:
+            yield start_embedded(Path(folder), delete_on_exit=True)
+        finally:
+            # Before the folder goes: once it is gone nothing can stop the server.
+            stop_embedded(Path(folder))
 
 
 @pytest.fixture
