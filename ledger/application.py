@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ APPLICATION_NAME: Final = "ledger"
 """Names the event table (`ledger_events`) and the position every projection tracks."""
 
 CONFLICT_RETRIES: Final = 8
+WRITE_CACHE_SIZE: Final = "LEDGER_WRITE_CACHE_SIZE"
+DEFAULT_WRITE_CACHE: Final = 10_000
 """How often a write without If-Match reloads and retries when another write came first."""
 
 
@@ -48,7 +51,6 @@ class JobLedger(Application[str]):
     """Creates jobs and records their transitions, one event stream per job."""
 
     name = APPLICATION_NAME
-    env = {"AGGREGATE_CACHE_MAXSIZE": "10000"}  # noqa: RUF012 (the library's own convention)
 
     def __init__(self, env: EnvType | None = None) -> None:
         super().__init__(env)
@@ -56,6 +58,7 @@ class JobLedger(Application[str]):
         # Writes to one job from this process take turns, so they don't race each
         # other to the database; races with other processes are still retried.
         self._stream_locks = StripedLocks()
+        self._latest = LatestJobs(int(self.env.get(WRITE_CACHE_SIZE) or DEFAULT_WRITE_CACHE))
 
     def close(self) -> None:
         self.committer.close()
@@ -116,14 +119,19 @@ class JobLedger(Application[str]):
         VersionConflict; without it, a write that loses a race is retried on the new state.
         """
         with self._stream_locks.held([stream_id(tenant, job_id)]):
+            fresh = False
             for _ in range(CONFLICT_RETRIES):
-                job = self.get_job(tenant, job_id)
+                job = self._job_for_write(tenant, job_id, fresh=fresh)
                 if expected_version is not None and job.version != expected_version:
+                    if not fresh:  # the cached state may be behind another process
+                        fresh = True
+                        continue
                     raise VersionConflict(job_id, expected_version, job.version)
                 execute(job, command, ctx)
                 try:
                     return _one(self._save([job], [job], answer))
                 except IntegrityError:
+                    fresh = True
                     if expected_version is not None:
                         latest = self.get_job(tenant, job_id)
                         raise VersionConflict(job_id, expected_version, latest.version) from None
@@ -153,12 +161,13 @@ class JobLedger(Application[str]):
         ctx: Context,
         answer: tuple[IdempotencyKey, AnswerFor] | None,
     ) -> list[Written | LedgerError]:
+        fresh = False
         for _ in range(CONFLICT_RETRIES):
             jobs: dict[str, Job] = {}
             outcomes: list[Job | LedgerError] = []
             for job_id, command in items:
                 try:
-                    job = jobs.get(job_id) or self.get_job(tenant, job_id)
+                    job = jobs.get(job_id) or self._job_for_write(tenant, job_id, fresh=fresh)
                     jobs[job_id] = job
                     execute(job, command, ctx)
                     outcomes.append(_freeze(job))
@@ -167,7 +176,7 @@ class JobLedger(Application[str]):
             try:
                 return self._save(list(jobs.values()), outcomes, answer)
             except IntegrityError:
-                continue
+                fresh = True
         raise VersionConflict("batch", 0, 0)
 
     # -- reads ----------------------------------------------------------------------
@@ -183,6 +192,23 @@ class JobLedger(Application[str]):
         return job
 
     # -- internals --------------------------------------------------------------------
+
+    def _job_for_write(self, tenant: str, job_id: str, *, fresh: bool) -> Job:
+        """A private copy of the job to change: from the cache of jobs this process last
+        wrote, or (`fresh`, or not cached) rebuilt from its events.
+
+        A cached job can be behind another process's write; appending from it then
+        fails on the stream's version, and the write is retried with `fresh`.
+        """
+        stream = stream_id(tenant, job_id)
+        cached = None if fresh else self._latest.get(stream)
+        if cached is not None:
+            if cached.status is JobStatus.DELETED:
+                raise JobGone(job_id)
+            return _freeze(cached)
+        job = self.get_job(tenant, job_id)
+        self._latest.put(stream, _freeze(job))
+        return job
 
     def _save(
         self,
@@ -202,7 +228,14 @@ class JobLedger(Application[str]):
         if answer is not None:
             key, render = answer
             pending = PendingAnswer(key, lambda positions: render(written(positions)))
-        recordings = self.committer.append(jobs, pending)
+        try:
+            recordings = self.committer.append(jobs, pending)
+        except IntegrityError:
+            for job in jobs:
+                self._latest.pop(job.id)
+            raise
+        for job in jobs:
+            self._latest.put(job.id, _freeze(job))
         positions = {
             (str(r.notification.originator_id), r.notification.originator_version): (
                 r.notification.id
@@ -210,6 +243,35 @@ class JobLedger(Application[str]):
             for r in recordings
         }
         return written(positions)
+
+
+class LatestJobs:
+    """The last state this process wrote for each of the most recently used jobs."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+
+    def get(self, stream: str) -> Job | None:
+        with self._lock:
+            job = self._jobs.get(stream)
+            if job is not None:
+                self._jobs.move_to_end(stream)
+            return job
+
+    def put(self, stream: str, job: Job) -> None:
+        if self._maxsize <= 0:
+            return
+        with self._lock:
+            self._jobs[stream] = job
+            self._jobs.move_to_end(stream)
+            while len(self._jobs) > self._maxsize:
+                self._jobs.popitem(last=False)
+
+    def pop(self, stream: str) -> None:
+        with self._lock:
+            self._jobs.pop(stream, None)
 
 
 class StripedLocks:
