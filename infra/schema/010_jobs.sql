@@ -1,0 +1,66 @@
+-- The `jobs` read model: one row per job, as a replay of its events makes it.
+-- Written only by projections.jobs, each batch with its tracking position.
+CREATE TABLE IF NOT EXISTS jobs (
+    tenant            text        NOT NULL,
+    id                text        NOT NULL,
+    job_type          text        NOT NULL,
+    name              text,
+    status            text        NOT NULL,
+    progress          integer     NOT NULL,
+    current_step      text,
+    records_processed bigint      NOT NULL,
+    total_records     bigint,
+    records_created   bigint      NOT NULL,
+    records_updated   bigint      NOT NULL,
+    records_deleted   bigint      NOT NULL,
+    start_time        timestamptz,
+    end_time          timestamptz,
+    duration_ms       bigint,
+    created_at        timestamptz NOT NULL,
+    updated_at        timestamptz NOT NULL,
+    error_message     text,
+    error_details     jsonb,
+    error_history     jsonb       NOT NULL,
+    parameters        jsonb       NOT NULL,
+    labels            jsonb       NOT NULL,
+    counters          jsonb       NOT NULL,
+    result            jsonb,
+    cancel_reason     text,
+    attempt           integer     NOT NULL,
+    max_attempts      integer     NOT NULL,
+    created_by        text        NOT NULL,
+    version           integer     NOT NULL,
+    position          bigint      NOT NULL,  -- global position of the job's last event
+    PRIMARY KEY (tenant, id)
+);
+
+-- Lists are newest first by (created_at, id); tenant breaks ties across tenants.
+CREATE INDEX IF NOT EXISTS jobs_tenant_created_at_id_idx
+    ON jobs (tenant, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_created_at_id_tenant_idx
+    ON jobs (created_at DESC, id DESC, tenant DESC);
+CREATE INDEX IF NOT EXISTS jobs_tenant_status_created_at_id_idx
+    ON jobs (tenant, status, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_tenant_job_type_created_at_id_idx
+    ON jobs (tenant, job_type, created_at DESC, id DESC);
+-- start_date / end_date select by start_time; unstarted jobs never match them.
+CREATE INDEX IF NOT EXISTS jobs_tenant_start_time_idx
+    ON jobs (tenant, start_time) WHERE start_time IS NOT NULL;
+
+-- Jobs removed by Deleted: reads of them answer 410 Gone rather than 404.
+CREATE TABLE IF NOT EXISTS deleted_jobs (
+    tenant     text        NOT NULL,
+    id         text        NOT NULL,
+    version    integer     NOT NULL,
+    position   bigint      NOT NULL,
+    deleted_at timestamptz NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+
+-- Same shape as the library's single-row tracking table; the `__migration__` row
+-- tells PostgresTrackingRecorder the table needs no migration.
+CREATE TABLE IF NOT EXISTS jobs_tracking (
+    application_name text PRIMARY KEY,
+    notification_id  bigint
+);
+INSERT INTO jobs_tracking VALUES ('__migration__', 1) ON CONFLICT DO NOTHING;

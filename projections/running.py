@@ -1,0 +1,187 @@
+"""The running set (`running_jobs`): jobs that are running, for dashboards.
+
+The table also keeps pending jobs and failed jobs with attempts left, since a
+later Started needs their job_type and a projection reads no other model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass, fields, replace
+from datetime import datetime
+from functools import singledispatch
+from typing import TYPE_CHECKING, Final
+
+from eventsourcing.persistence import Tracking
+from psycopg.sql import SQL
+
+from ledger.domain import Job, JobStatus, stream_id
+from projections.tracking import (
+    Batch,
+    BatchProjection,
+    TrackedView,
+    key_arrays,
+    utc,
+    utc_or_none,
+)
+
+if TYPE_CHECKING:
+    from psycopg import Cursor
+    from psycopg.rows import DictRow
+
+
+@dataclass(frozen=True, slots=True)
+class Active:
+    """A `running_jobs` row."""
+
+    tenant: str
+    id: str
+    job_type: str
+    status: str
+    progress: int
+    current_step: str | None
+    start_time: datetime | None
+    updated_at: datetime
+    attempt: int
+    max_attempts: int
+    version: int
+
+
+COLUMNS: Final = tuple(f.name for f in fields(Active))
+KEYS: Final = "(tenant, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+SELECT_ACTIVE: Final = SQL(f"SELECT {', '.join(COLUMNS)} FROM running_jobs WHERE {KEYS}")
+UPSERT_ACTIVE: Final = SQL(
+    f"INSERT INTO running_jobs ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (tenant, id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c not in ("tenant", "id"))
+    + " WHERE running_jobs.version < EXCLUDED.version"
+)
+DELETE_ACTIVE: Final = SQL(f"DELETE FROM running_jobs WHERE {KEYS}")
+
+
+@singledispatch
+def apply(event: Job.Event, row: Active | None) -> Active | None:
+    """The row after `event`; None once the job can no longer run."""
+    return row
+
+
+@apply.register
+def _(event: Job.Created, row: Active | None) -> Active | None:
+    return Active(
+        tenant=event.tenant,
+        id=event.job_id,
+        job_type=event.job_type,
+        status=JobStatus.PENDING.value,
+        progress=0,
+        current_step=None,
+        start_time=None,
+        updated_at=event.timestamp,
+        attempt=0,
+        max_attempts=event.max_attempts,
+        version=event.originator_version,
+    )
+
+
+@apply.register
+def _(event: Job.Started, row: Active | None) -> Active | None:
+    if row is None:
+        return None
+    retry = row.status == JobStatus.FAILED.value  # a retry counts from zero again
+    return replace(
+        row,
+        status=JobStatus.RUNNING.value,
+        progress=0 if retry else row.progress,
+        current_step=None if retry else row.current_step,
+        start_time=row.start_time or event.timestamp,
+        attempt=event.attempt,
+        updated_at=event.timestamp,
+        version=event.originator_version,
+    )
+
+
+@apply.register
+def _(event: Job.Progressed, row: Active | None) -> Active | None:
+    if row is None:
+        return None
+    return replace(
+        row,
+        progress=row.progress if event.progress is None else event.progress,
+        current_step=row.current_step if event.current_step is None else event.current_step,
+        updated_at=event.timestamp,
+        version=event.originator_version,
+    )
+
+
+@apply.register
+def _(event: Job.Failed, row: Active | None) -> Active | None:
+    if row is None or row.attempt >= row.max_attempts:
+        return None
+    return replace(
+        row, status=JobStatus.FAILED.value, updated_at=event.timestamp,
+        version=event.originator_version,
+    )  # fmt: skip
+
+
+@apply.register(Job.Succeeded)
+@apply.register(Job.Cancelled)
+@apply.register(Job.Deleted)
+def _(event: Job.Event, row: Active | None) -> Active | None:
+    return None
+
+
+def fold(rows: dict[str, Active], batch: Batch) -> set[str]:
+    """Apply the batch to `rows` (by stream id, removed jobs dropped); the streams changed."""
+    changed: set[str] = set()
+    for event, _ in batch:
+        if not isinstance(event, Job.Event):
+            continue
+        sid = event.originator_id
+        row = rows.get(sid)
+        if row is not None and event.originator_version <= row.version:
+            continue  # already applied
+        new = apply(event, row)
+        if new is None:
+            rows.pop(sid, None)
+        else:
+            rows[sid] = new
+        changed.add(sid)
+    return changed
+
+
+class RunningView(TrackedView):
+    """The `running_jobs` table and the `running_jobs_tracking` position."""
+
+    name = "running_jobs"
+    tables = ("running_jobs",)
+
+    def update(self, batch: Batch, tracking: Tracking) -> None:
+        """Apply the batch to the running set, with its tracking."""
+        self.commit_batch(batch, tracking, self._write)
+
+    def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
+        streams = {p.event.originator_id for p in batch if isinstance(p.event, Job.Event)}
+        curs.execute(SELECT_ACTIVE, key_arrays(streams))
+        rows = {stream_id(r["tenant"], r["id"]): _from_record(r) for r in curs}
+        changed = fold(rows, batch)
+        kept = [rows[sid] for sid in changed if sid in rows]
+        removed = [sid for sid in changed if sid not in rows]
+        if kept:
+            curs.executemany(UPSERT_ACTIVE, [astuple(row) for row in kept])
+        if removed:
+            curs.execute(DELETE_ACTIVE, key_arrays(removed))
+
+
+class RunningProjection(BatchProjection[RunningView]):
+    """Keeps the running set: in on Started, out when the job ends or is deleted."""
+
+    name = "running_jobs"
+
+    def process_batch(self, batch: Batch, tracking: Tracking) -> None:
+        self.view.update(batch, tracking)
+
+
+def _from_record(record: DictRow) -> Active:
+    values = dict(record)
+    values["start_time"] = utc_or_none(values["start_time"])
+    values["updated_at"] = utc(values["updated_at"])
+    return Active(**values)
+

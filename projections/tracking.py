@@ -1,0 +1,138 @@
+"""What every projection shares: batches of positioned events, and a PostgreSQL view
+that commits a batch's read-model changes with its tracking position in one transaction."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, Protocol, TypeVar
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.projection import Projection
+from psycopg.sql import SQL, Identifier
+
+from ledger.application import APPLICATION_NAME
+from ledger.domain import split_stream_id
+
+if TYPE_CHECKING:
+    from psycopg import Cursor
+    from psycopg.rows import DictRow
+
+PROJECTIONS_CHANNEL: Final = "ledger_projections"
+"""NOTIFY channel a view signals when a batch commits (wakes read-your-writes waiters)."""
+
+
+class Positioned(NamedTuple):
+    """A domain event and its position in the global log."""
+
+    event: object
+    position: int
+
+
+Batch = Sequence[Positioned]
+Writer = Callable[["Cursor[DictRow]", Batch], None]
+
+
+class TrackedView(PostgresTrackingRecorder):
+    """A read model's tables plus its single-row tracking table `<name>_tracking`."""
+
+    name: str = ""
+    """The projection's name: its tracking table is `<name>_tracking`."""
+    tables: tuple[str, ...] = ()
+    """The model's own tables, emptied by `reset`."""
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        kwargs.setdefault("tracking_table_name", f"{self.name}_tracking")
+        super().__init__(datastore, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        tracking = Identifier(self.tracking_table_name)
+        # Locks the row so a second runner's batch waits, then finds its events done.
+        self.lock_position_statement = SQL(
+            "SELECT notification_id FROM {}.{} WHERE application_name = %s FOR UPDATE"
+        ).format(schema, tracking)
+        # The model's statements name their tables unqualified, as the schema files do.
+        self.search_path_statement = SQL("SET LOCAL search_path TO {}").format(schema)
+        self.notify_statement = SQL("NOTIFY {}").format(Identifier(PROJECTIONS_CHANNEL))
+        self.reset_statements = [
+            SQL("TRUNCATE {}").format(
+                SQL(", ").join(SQL("{}.{}").format(schema, Identifier(t)) for t in self.tables)
+            ),
+            SQL("DELETE FROM {}.{} WHERE application_name <> '__migration__'").format(
+                schema, tracking
+            ),
+        ]
+
+    def position(self) -> int:
+        """The position of the last event this view has processed (0 before any)."""
+        return self.max_tracking_id(APPLICATION_NAME) or 0
+
+    def commit_batch(self, batch: Batch, tracking: Tracking, write: Writer) -> None:
+        """Run `write` on the batch's unprocessed events, then record `tracking`, atomically.
+
+        Events at or below the recorded position are dropped, so processing a batch
+        again changes nothing. Tracking advances even when no event needed a change.
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.search_path_statement)
+            curs.execute(self.lock_position_statement, (tracking.application_name,))
+            row = curs.fetchone()
+            done = (row["notification_id"] if row else None) or 0
+            if tracking.notification_id <= done:
+                return
+            fresh = [p for p in batch if p.position > done]
+            if fresh:
+                write(curs, fresh)
+            self._insert_tracking(curs, tracking)
+            curs.execute(self.notify_statement)
+
+    def reset(self) -> None:
+        """Empty the model and forget its position, in one transaction (then replay)."""
+        with self.datastore.transaction(commit=True) as curs:
+            for statement in self.reset_statements:
+                curs.execute(statement)
+
+
+TView = TypeVar("TView", bound=TrackedView)
+
+
+class BatchProjection(Projection[TView], Generic[TView]):
+    """A projection that takes events a batch at a time.
+
+    `process_event` (the library's per-event entry point) is a batch of one, so the
+    library's ProjectionRunner can drive it too.
+    """
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        self.process_batch([Positioned(domain_event, tracking.notification_id)], tracking)
+
+    @abstractmethod
+    def process_batch(self, batch: Batch, tracking: Tracking) -> None:
+        """Apply `batch` to the view and record `tracking` (its last position) with it."""
+
+
+class Projector(Protocol):
+    """What a runner needs of a projection, whatever its view."""
+
+    name: str
+
+    @property
+    def view(self) -> TrackedView: ...
+
+    def process_batch(self, batch: Batch, tracking: Tracking) -> None: ...
+
+
+def utc(moment: datetime) -> datetime:
+    """`moment` in UTC: values read back from PostgreSQL carry the session's zone."""
+    return moment.astimezone(UTC)
+
+
+def utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)
+
+
+def key_arrays(stream_ids: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Tenants and job ids of `stream_ids`, as two arrays for `unnest(%s, %s)`."""
+    pairs = [split_stream_id(sid) for sid in stream_ids]
+    return [t for t, _ in pairs], [i for _, i in pairs]

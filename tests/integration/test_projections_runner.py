@@ -1,0 +1,129 @@
+"""The runner on real PostgreSQL: exactly-once across restarts, keeping up, polling."""
+
+from __future__ import annotations
+
+import pytest
+from eventsourcing.persistence import Tracking
+from psycopg import Cursor
+from psycopg.rows import DictRow
+
+from ledger.application import JobLedger
+from ledger.commands import NewJob, Start
+from ledger.settings import Settings
+from projections.pump import Pump, catch_up, rebuild
+from projections.runner import ProjectionsRunner
+from projections.tracking import Batch, Positioned
+from tests.property.replay import assert_projections_match_replay, connect
+from tests.property.workload import CTX, write_backlog
+
+WAIT = 30.0
+
+
+def test_restart_part_way_through_a_backlog_projects_each_event_once(
+    settings: Settings, ledger: JobLedger
+) -> None:
+    head = write_backlog(ledger, jobs=120)
+    assert head > 400
+    first = ProjectionsRunner(settings, batch_size=37)
+    first.start()
+    assert first.wait(head // 3, WAIT)
+    first.stop()
+    stopped_at = first.positions
+    assert min(stopped_at.values()) < head  # it really stopped part-way
+
+    with ProjectionsRunner(settings, batch_size=37) as second:
+        assert second.wait(head, WAIT)
+        assert second.positions == {"jobs": head, "running_jobs": head, "job_stats": head}
+    assert_projections_match_replay(settings, ledger)
+
+
+def test_a_batch_that_fails_half_way_leaves_no_trace(
+    settings: Settings, ledger: JobLedger
+) -> None:
+    write_backlog(ledger, jobs=20)
+    pump = Pump(settings, batch_size=25)
+    try:
+        pump.step()
+        view = pump.projections[0].view
+        before = view.position()
+        with connect(settings) as conn:
+            rows_before = conn.execute("SELECT count(*) AS n FROM jobs").fetchone()
+        notifications = pump.recorder.select_notifications(start=before + 1, limit=10)
+        batch = [Positioned(pump.app.mapper.to_domain_event(n), n.id) for n in notifications]
+
+        def crash(curs: Cursor[DictRow], batch: Batch) -> None:
+            curs.execute("DELETE FROM jobs")
+            raise RuntimeError("the process died mid-batch")
+
+        with pytest.raises(RuntimeError):
+            view.commit_batch(batch, Tracking("ledger", notifications[-1].id), crash)
+        assert view.position() == before
+        with connect(settings) as conn:
+            assert conn.execute("SELECT count(*) AS n FROM jobs").fetchone() == rows_before
+        pump.catch_up()
+    finally:
+        pump.close()
+    assert_projections_match_replay(settings, ledger)
+
+
+def test_runner_keeps_up_with_writes_made_while_it_runs(
+    settings: Settings, ledger: JobLedger
+) -> None:
+    with ProjectionsRunner(settings) as runner:
+        for round_ in range(5):
+            head = write_backlog(ledger, jobs=10, seed=round_)
+            assert runner.wait(head, WAIT)
+    assert_projections_match_replay(settings, ledger)
+
+
+def test_without_notifications_the_poll_finds_new_events(
+    settings: Settings, ledger: JobLedger
+) -> None:
+    with ProjectionsRunner(settings, listen=False) as runner:
+        position = ledger.create_job("acme", NewJob(job_id="j-1", job_type="sync"), CTX).position
+        assert runner.wait(position, WAIT)
+        position = ledger.record("acme", "j-1", Start(), CTX).position
+        assert runner.wait(position, WAIT)
+
+
+def test_a_dropped_connection_is_reopened(settings: Settings, ledger: JobLedger) -> None:
+    with ProjectionsRunner(settings) as runner:
+        position = ledger.create_job("acme", NewJob(job_id="j-1", job_type="sync"), CTX).position
+        assert runner.wait(position, WAIT)
+        with connect(settings) as conn:
+            killed = conn.execute(
+                "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (f"ledger-projections:{settings.database_schema}"[:63],),
+            ).fetchall()
+        assert killed
+        position = ledger.record("acme", "j-1", Start(), CTX).position
+        assert runner.wait(position, WAIT)
+
+
+def test_only_one_runner_projects_and_another_takes_over(
+    settings: Settings, ledger: JobLedger
+) -> None:
+    head = write_backlog(ledger, jobs=10)
+    with ProjectionsRunner(settings) as first:
+        assert first.wait(head, WAIT)
+        second = ProjectionsRunner(settings)
+        second.start()
+        try:
+            assert second.wait(head, WAIT)  # a follower still sees the positions
+            assert first.is_leader and not second.is_leader
+            first.stop()
+            head = write_backlog(ledger, jobs=5, seed=99)
+            assert second.wait(head, WAIT)
+            assert second.is_leader
+        finally:
+            second.stop()
+    assert_projections_match_replay(settings, ledger)
+
+
+def test_rebuild_equals_the_live_rows(settings: Settings, ledger: JobLedger) -> None:
+    head = write_backlog(ledger, jobs=40)
+    assert min(catch_up(settings).values()) == head
+    assert_projections_match_replay(settings, ledger)
+    assert min(rebuild(settings).values()) == head
+    assert_projections_match_replay(settings, ledger)
