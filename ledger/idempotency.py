@@ -73,6 +73,11 @@ class IdempotencyStore:
             "INSERT INTO {} (tenant, key, fingerprint, status, body) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (tenant, key) DO NOTHING RETURNING key"
         ).format(table)
+        self.insert_answers = SQL(
+            "INSERT INTO {} (tenant, key, fingerprint, status, body)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::int[], %s::bytea[])"
+            " ON CONFLICT (tenant, key) DO NOTHING RETURNING key"
+        ).format(table)
 
     def find(self, key: IdempotencyKey) -> Answer | None:
         """The stored answer for `key`, or None; IdempotencyKeyReused if it was another request."""
