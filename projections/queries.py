@@ -1,15 +1,58 @@
-"""JobQueryService: the one reader of the read models, on an asyncpg pool.
-
-CONTRACT SKELETON: the signatures below are the interface the API codes against;
-the projections work fills in the bodies.
-"""
+"""JobQueryService: the one reader of the read models, on an asyncpg pool."""
 
 from __future__ import annotations
 
-import asyncpg
+import asyncio
+import contextlib
+from datetime import UTC, date, datetime, timedelta
+from typing import Final, TypedDict
 
-from ledger.settings import Settings
-from projections.rows import JobPage, JobQuery, JobRow, RunningRow, StatsQuery, StatsResult
+import asyncpg
+import msgspec
+
+from ledger.errors import InvalidCommand, JobGone, JobNotFound
+from ledger.settings import Settings, parse_database_url
+from projections.cursors import Cursor, decode_cursor, encode_cursor
+from projections.listing import job_page_sql
+from projections.rows import (
+    DurationStats,
+    JobPage,
+    JobQuery,
+    JobRow,
+    RunningRow,
+    StatsGroup,
+    StatsQuery,
+    StatsResult,
+)
+from projections.tracking import PROJECTIONS_CHANNEL
+
+MAX_PAGE: Final = 1000
+GROUP_KEYS: Final = ("status", "job_type", "day", "tenant")
+POLL: Final = 0.25
+"""Longest wait between position checks when a NOTIFY from the runner goes missing."""
+
+JOB_COLUMNS: Final = ", ".join(JobRow.__struct_fields__)
+SELECT_JOB: Final = f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND id = $2"
+SELECT_DELETED: Final = "SELECT 1 FROM deleted_jobs WHERE tenant = $1 AND id = $2"
+RUNNING_COLUMNS: Final = ", ".join(RunningRow.__struct_fields__)
+SELECT_RUNNING: Final = (
+    f"SELECT {RUNNING_COLUMNS} FROM running_jobs WHERE status = 'running' "
+    "ORDER BY start_time DESC, id DESC, tenant DESC LIMIT $1"
+)
+SELECT_RUNNING_OF_TENANT: Final = (
+    f"SELECT {RUNNING_COLUMNS} FROM running_jobs WHERE status = 'running' AND tenant = $1 "
+    "ORDER BY start_time DESC, id DESC LIMIT $2"
+)
+SELECT_POSITION: Final = "SELECT least(" + ", ".join(
+    f"coalesce((SELECT notification_id FROM {t}_tracking WHERE application_name = 'ledger'), 0)"
+    for t in ("jobs", "running_jobs", "job_stats")
+) + ") AS position"
+SELECT_HEAD: Final = "SELECT coalesce(max(notification_id), 0) FROM ledger_events"
+STATS_TEMPLATE: Final = (
+    "SELECT {keys}sum(count)::bigint AS count, sum(duration_count)::bigint AS duration_count, "
+    "sum(duration_sum)::bigint AS duration_sum, min(duration_min) AS duration_min, "
+    "max(duration_max) AS duration_max FROM job_stats WHERE {where}{group}"
+)
 
 
 class JobQueryService:
@@ -18,39 +61,220 @@ class JobQueryService:
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self.pool = pool
         self.settings = settings
+        self._listener: asyncpg.Connection | None = None
+        self._listener_lock = asyncio.Lock()
+        self._advanced = asyncio.Event()
 
     @classmethod
     async def connect(cls, settings: Settings) -> JobQueryService:
         """Open a pool on `settings.database_url` with search_path = settings.database_schema."""
-        raise NotImplementedError
+        pool = await asyncpg.create_pool(
+            min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+            init=_init_connection, **_connect_args(settings),
+        )  # fmt: skip
+        return cls(pool, settings)
 
     async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
         await self.pool.close()
 
     async def list_jobs(self, query: JobQuery) -> JobPage:
-        """Newest first by (created_at, id); keyset pagination. Bad cursor -> InvalidCommand('after', ...)."""
-        raise NotImplementedError
+        """Newest first by (created_at, id); keyset pagination.
+
+        A bad cursor raises InvalidCommand('after', ...).
+        """
+        if not 1 <= query.first <= MAX_PAGE:
+            raise InvalidCommand("first", f"must be between 1 and {MAX_PAGE}")
+        after = decode_cursor(query.after) if query.after is not None else None
+        params: list[object] = []
+        shape = []
+        for name, value in (
+            ("tenant", query.tenant),
+            ("job_type", list(query.job_type) or None),
+            ("status", list(query.status) or None),
+            ("start_date", _utc(query.start_date)),
+            ("end_date", _utc(query.end_date)),
+        ):
+            if value is not None:
+                shape.append(name)
+                params.append(value)
+        if after is not None:
+            shape.append("after")
+            params += [after.created_at, after.id]
+            if query.tenant is None:
+                params.append(after.tenant)
+        params.append(query.first + 1)  # one more says whether there is a next page
+        rows = await self.pool.fetch(job_page_sql(tuple(shape)), *params)
+        jobs = [JobRow(**dict(r)) for r in rows[: query.first]]
+        last = jobs[-1] if jobs else None
+        return JobPage(
+            jobs=jobs,
+            has_next_page=len(rows) > query.first,
+            end_cursor=encode_cursor(Cursor(last.created_at, last.id, last.tenant))
+            if last
+            else None,
+        )
 
     async def get_job(self, tenant: str, job_id: str) -> JobRow:
         """The job's row; JobNotFound if never created, JobGone if deleted."""
-        raise NotImplementedError
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(SELECT_JOB, tenant, job_id)
+            if row is not None:
+                return JobRow(**dict(row))
+            if await conn.fetchval(SELECT_DELETED, tenant, job_id):
+                raise JobGone(job_id)
+        raise JobNotFound(job_id)
 
     async def running_jobs(self, tenant: str | None, limit: int = 1000) -> list[RunningRow]:
         """The running set, newest start first."""
-        raise NotImplementedError
+        if tenant is None:
+            rows = await self.pool.fetch(SELECT_RUNNING, limit)
+        else:
+            rows = await self.pool.fetch(SELECT_RUNNING_OF_TENANT, tenant, limit)
+        return [RunningRow(**dict(r)) for r in rows]
 
     async def stats(self, query: StatsQuery) -> StatsResult:
-        """Counts and durations from job_stats only (never scans jobs)."""
-        raise NotImplementedError
+        """Counts and durations from job_stats only (never scans jobs).
+
+        Dates select the per-day buckets (the jobs' UTC creation day) that overlap
+        [start_date, end_date).
+        """
+        keys = _group_keys(query.group_by)
+        where, params = ["true"], list[object]()
+        if query.tenant is not None:
+            params.append(query.tenant)
+            where.append(f"tenant = ${len(params)}")
+        if query.start_date is not None:
+            params.append(_day_of(query.start_date))
+            where.append(f"day >= ${len(params)}")
+        if query.end_date is not None:
+            params.append(_day_after(query.end_date))
+            where.append(f"day < ${len(params)}")
+        sql = STATS_TEMPLATE.format(
+            keys="".join(f"{k}, " for k in keys),
+            where=" AND ".join(where),
+            group=f" GROUP BY {', '.join(keys)} ORDER BY {', '.join(keys)}" if keys else "",
+        )
+        groups = [
+            _group(r, keys) for r in await self.pool.fetch(sql, *params) if r["count"]
+        ]
+        return StatsResult(groups=groups, total=sum(g.count for g in groups))
 
     async def position(self) -> int:
         """The lowest position every projection has reached (0 before any event)."""
-        raise NotImplementedError
+        value: int = await self.pool.fetchval(SELECT_POSITION)
+        return value
 
     async def head(self) -> int:
         """The position of the newest event in the log (0 if empty)."""
-        raise NotImplementedError
+        value: int = await self.pool.fetchval(SELECT_HEAD)
+        return value
 
     async def wait_for_position(self, position: int, timeout: float) -> bool:
-        """Wait until every projection has reached `position`; False on timeout."""
-        raise NotImplementedError
+        """Wait until every projection has reached `position`; False on timeout.
+
+        Wakes on the runner's NOTIFY after each batch, and checks at least every
+        POLL seconds in case a notification is lost.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        await self._listen()
+        while True:
+            advanced = self._advanced  # taken before the check, so no wake-up is missed
+            if await self.position() >= position:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(advanced.wait(), min(remaining, POLL))
+
+    async def _listen(self) -> None:
+        async with self._listener_lock:
+            if self._listener is not None and not self._listener.is_closed():
+                return
+            try:
+                conn = await asyncpg.connect(**_connect_args(self.settings))
+                await conn.add_listener(PROJECTIONS_CHANNEL, self._on_advanced)
+            except (OSError, asyncpg.PostgresError):
+                return  # polling alone still answers, only later
+            self._listener = conn
+
+    def _on_advanced(self, *_: object) -> None:
+        advanced, self._advanced = self._advanced, asyncio.Event()
+        advanced.set()
+
+
+class _ConnectArgs(TypedDict):
+    host: str
+    port: int
+    user: str
+    password: str | None
+    database: str
+    server_settings: dict[str, str]
+
+
+def _connect_args(settings: Settings) -> _ConnectArgs:
+    assert settings.database_url is not None
+    params = parse_database_url(settings.database_url)
+    return _ConnectArgs(
+        host=params.host, port=params.port, user=params.user,
+        password=params.password or None, database=params.dbname,
+        server_settings={"search_path": settings.database_schema, "timezone": "UTC"},
+    )  # fmt: skip
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, schema="pg_catalog", encoder=_encode_json, decoder=msgspec.json.decode
+        )
+
+
+def _encode_json(value: object) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _group_keys(group_by: tuple[str, ...]) -> list[str]:
+    unknown = [k for k in group_by if k not in GROUP_KEYS]
+    if unknown:
+        raise InvalidCommand("group_by", f"unknown {unknown[0]!r}; use {', '.join(GROUP_KEYS)}")
+    return list(dict.fromkeys(group_by))
+
+
+def _group(record: asyncpg.Record, keys: list[str]) -> StatsGroup:
+    count, total = record["duration_count"], record["duration_sum"]
+    group = StatsGroup(
+        count=record["count"],
+        duration_ms=DurationStats(
+            avg=total / count if count else None,
+            min=record["duration_min"],
+            max=record["duration_max"],
+        ),
+    )
+    for key in keys:
+        value = record[key]
+        setattr(group, key, value.isoformat() if isinstance(value, date) else value)
+    return group
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _day_of(moment: datetime) -> date:
+    utc = _utc(moment)
+    assert utc is not None
+    return utc.date()
+
+
+def _day_after(moment: datetime) -> date:
+    """The first day not to select when `moment` is an exclusive end."""
+    utc = _utc(moment)
+    assert utc is not None
+    midnight = utc.replace(hour=0, minute=0, second=0, microsecond=0)
+    return utc.date() if utc == midnight else utc.date() + timedelta(days=1)
+
