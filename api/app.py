@@ -1,0 +1,82 @@
+"""create_app: the one place that wires the service's parts into a Litestar application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from litestar import Litestar, Request
+from litestar.concurrency import sync_to_thread
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from api.auth import provide_caller
+from api.consistency import echo_position, provide_read_position
+from api.events import EventsController
+from api.health import health, ready
+from api.jobs import JobsController
+from api.parts import STATE_KEY, Parts, parts_of
+from api.problems import internal_error, problem_plugin
+from api.request_id import echo_request_id
+from api.stats import job_stats
+from api.writes import provide_writer
+from ledger.application import JobLedger
+from ledger.persistence import persistence_env
+from ledger.tokens import AsyncTokenVerifier
+from projections.queries import JobQueryService
+
+if TYPE_CHECKING:
+    from ledger.settings import Settings
+
+log = logging.getLogger("api")
+
+
+def create_app(settings: Settings) -> Litestar:
+    """The native API on `settings.database_url` (the embedded server is started before)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            queries = await JobQueryService.connect(settings)
+            stack.push_async_callback(queries.close)
+            ledger = JobLedger(env=persistence_env(settings))
+            stack.callback(ledger.close)
+            runner = None
+            if settings.run_projections:
+                from projections.runner import ProjectionsRunner
+
+                runner = ProjectionsRunner(settings)
+                runner.start()
+                stack.push_async_callback(sync_to_thread, runner.stop)
+            tokens = AsyncTokenVerifier(
+                queries.pool, settings.database_schema, settings.admin_token
+            )
+            app.state[STATE_KEY] = Parts(settings, ledger, queries, tokens, runner)
+            yield
+
+    def provide_queries(request: Request[Any, Any, Any]) -> JobQueryService:
+        return parts_of(request.app.state).queries
+
+    return Litestar(
+        route_handlers=[JobsController, EventsController, job_stats, health, ready],
+        lifespan=[lifespan],
+        dependencies={
+            "caller": Provide(provide_caller),
+            "writer": Provide(provide_writer),
+            "queries": Provide(provide_queries, sync_to_thread=False),
+            "read_position": Provide(provide_read_position),
+        },
+        plugins=[problem_plugin()],
+        exception_handlers={Exception: internal_error},
+        before_send=[echo_request_id, echo_position],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Job Ledger",
+            version="1",
+            description="An event-sourced job ledger: services post job transitions, "
+            "dashboards read jobs and statistics.",
+        ),
+        debug=False,
+    )

@@ -1,0 +1,141 @@
+"""Who is calling: bearer tokens checked on each request, roles, and the tenant meant."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+from litestar import Request
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.params import QueryParameter
+
+from api.parts import parts_of
+from api.problems import BadField, WrongTenant
+from api.request_id import request_id_of
+from api.schemas import TENANT_PATTERN
+from ledger.commands import Context
+from ledger.errors import JobNotFound
+from ledger.tokens import Principal, Role
+
+if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
+    from litestar.handlers.base import BaseRouteHandler
+
+WRITERS: Final = frozenset({Role.ADMIN, Role.WRITER})
+GLOBAL_SCOPE: Final = "*"
+"""The idempotency-key scope of global tokens (no tenant is spelled `*`)."""
+_PRINCIPAL: Final = "ledger_principal"
+_BEARER: Final = re.compile(r"^Bearer +(?P<token>\S+) *$", re.IGNORECASE)
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The principal of the request's bearer token; 401 without a valid, live token."""
+    known = connection.state.get(_PRINCIPAL)
+    if isinstance(known, Principal):
+        return known
+    header = connection.headers.get("authorization")
+    if header is None:
+        raise NotAuthorizedException("an Authorization: Bearer <token> header is required")
+    match = _BEARER.match(header)
+    principal = None
+    if match is not None:
+        principal = await parts_of(connection.app.state).tokens.verify(match["token"])
+    if principal is None:
+        raise NotAuthorizedException("the bearer token is unknown, malformed or revoked")
+    connection.state[_PRINCIPAL] = principal
+    return principal
+
+
+async def may_read(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: any valid token (every role reads its tenant's jobs and stats)."""
+    await authenticate(connection)
+
+
+async def may_write(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: a writer or admin token; other roles get 403."""
+    principal = await authenticate(connection)
+    if principal.role not in WRITERS:
+        raise PermissionDeniedException(f"a {principal.role} token may not write; writer or admin")
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The principal a guard has already authenticated."""
+    principal = connection.state.get(_PRINCIPAL)
+    assert isinstance(principal, Principal), "route without an auth guard"
+    return principal
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated caller, the tenant it names (`tenant=`), and the request id."""
+
+    principal: Principal
+    named_tenant: str | None
+    request_id: str
+
+    @property
+    def context(self) -> Context:
+        """Who writes: recorded on every event."""
+        return Context(actor=self.principal.token_id, request_id=self.request_id)
+
+    @property
+    def key_scope(self) -> str:
+        return self.principal.tenant or GLOBAL_SCOPE
+
+    def tenant_for_job(self, job_id: str) -> str:
+        """The tenant whose job `job_id` is meant; another tenant's job is simply not found."""
+        own = self.principal.tenant
+        if own is None:
+            if self.named_tenant is None:
+                raise BadField("tenant", "a global token must name the job's tenant (?tenant=)")
+            return self.named_tenant
+        if self.named_tenant not in (None, own):
+            raise JobNotFound(job_id)
+        return own
+
+    def tenant_filter(self) -> str | None:
+        """The tenant a list or stats covers: the token's own, or for a global token the
+        one named (None: every tenant)."""
+        own = self.principal.tenant
+        if own is None:
+            return self.named_tenant
+        if self.named_tenant not in (None, own):
+            raise WrongTenant(own)
+        return own
+
+    def tenant_for_create(self, in_body: str | None) -> str:
+        """The tenant a new job belongs to; a global token must name it."""
+        own = self.principal.tenant
+        named = in_body if in_body is not None else self.named_tenant
+        if own is None:
+            if named is None:
+                raise BadField("tenant", "a global token must name the new job's tenant")
+            return named
+        if named not in (None, own):
+            raise WrongTenant(own)
+        return own
+
+    def tenant_for_batch(self) -> str:
+        own = self.principal.tenant
+        if own is None:
+            if self.named_tenant is None:
+                raise BadField("tenant", "a global token must name the tenant (?tenant=)")
+            return self.named_tenant
+        if self.named_tenant not in (None, own):
+            raise WrongTenant(own)
+        return own
+
+
+TenantParam = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=TENANT_PATTERN,
+        description="The tenant meant; global admin tokens only (others may name their own).",
+    ),
+]
+
+
+async def provide_caller(request: Request[Any, Any, Any], tenant: TenantParam = None) -> Caller:
+    """Dependency: the caller of this request."""
+    return Caller(principal_of(request), tenant, request_id_of(request.scope))

@@ -1,0 +1,54 @@
+"""Read-your-writes: a read may ask to see at least the log position a write answered with."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+from litestar import Request
+from litestar.datastructures import MutableScopeHeaders
+from litestar.params import QueryParameter
+
+from api.parts import parts_of
+from api.problems import NotReady
+
+if TYPE_CHECKING:
+    from litestar.types import Message, Scope
+
+POSITION_HEADER: Final = "X-Ledger-Position"
+_STATE_KEY: Final = "ledger_read_position"
+RETRY_AFTER: Final = 1
+"""Seconds a client should wait before asking again for a position not reached."""
+
+MinPosition = Annotated[
+    int | None,
+    QueryParameter(
+        ge=0,
+        description=(
+            "Wait until the read models include this log position (a write's `position`); "
+            "503 with Retry-After if they don't within the server's timeout."
+        ),
+    ),
+]
+
+
+async def provide_read_position(
+    request: Request[Any, Any, Any], min_position: MinPosition = None
+) -> int:
+    """Dependency: the position the read models have reached, after waiting for `min_position`."""
+    parts = parts_of(request.app.state)
+    queries = parts.queries
+    if min_position is not None:
+        timeout = parts.settings.min_position_timeout
+        if not await queries.wait_for_position(min_position, timeout):
+            raise NotReady(min_position, await queries.position(), RETRY_AFTER)
+    reached = await queries.position()
+    request.scope.setdefault("state", {})[_STATE_KEY] = reached
+    return reached
+
+
+async def echo_position(message: Message, scope: Scope) -> None:
+    """A before_send hook: a read's answer says which log position it reflects at least."""
+    if message["type"] == "http.response.start":
+        reached = scope.get("state", {}).get(_STATE_KEY)
+        if reached is not None:
+            MutableScopeHeaders.from_message(message)[POSITION_HEADER] = str(reached)

@@ -1,0 +1,146 @@
+"""The write path: Idempotency-Key replays, strict body decoding, and answers stored with events.
+
+Every POST and DELETE goes through `write_gate` (a before_request hook, so after the
+auth guards): it reads the body (413 over the limit), replays the first answer to a
+repeated key (422 if the key came with another request), and decodes the body
+strictly (400 naming the field, stored as that key's answer). The handler then writes
+through `api.writes.Writer`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+from litestar import Response
+from litestar.concurrency import sync_to_thread
+
+from api.auth import GLOBAL_SCOPE, principal_of
+from api.parts import parts_of
+from api.problems import (
+    PROBLEM_JSON,
+    ApiError,
+    BadField,
+    MalformedJson,
+    Problem,
+    field_of_msgspec_error,
+    problem_of,
+)
+from ledger.idempotency import Answer, IdempotencyKey, IdempotencyStore
+
+if TYPE_CHECKING:
+    from litestar import Request
+
+KEY_HEADER: Final = "Idempotency-Key"
+REPLAYED_HEADER: Final = "Idempotent-Replayed"
+POSITION_HEADER: Final = "X-Ledger-Position"
+_KEY: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_STATE: Final = "ledger_idempotency_key"
+_peek: Final = msgspec.json.Decoder(dict[str, object])
+
+Headers = dict[str, str]
+
+
+@cache
+def _decoder(body_type: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(body_type)
+
+
+def decode_problem(error: msgspec.DecodeError) -> ApiError:
+    """A 400 for a body msgspec refused: malformed JSON, or the field that is wrong."""
+    if isinstance(error, msgspec.ValidationError):
+        name, message = field_of_msgspec_error(str(error))
+        return BadField(name, message)
+    return MalformedJson(str(error))
+
+
+def json_response(answer: Answer, headers: Headers) -> Response[bytes]:
+    """An answer as given: JSON for success, problem+json for a refusal."""
+    media_type = "application/json" if answer.status < 400 else PROBLEM_JSON
+    return Response(answer.body, status_code=answer.status, media_type=media_type, headers=headers)
+
+
+def success_headers(request: Request[Any, Any, Any], answer: Answer) -> Headers:
+    """ETag (and Location for a created job) worked out from a success body."""
+    if not 200 <= answer.status < 300 or not answer.body:
+        return {}
+    try:
+        body = _peek.decode(answer.body)
+    except msgspec.DecodeError:
+        return {}
+    headers: Headers = {}
+    if isinstance(version := body.get("version"), int):
+        headers["ETag"] = f'"{version}"'
+    if isinstance(position := body.get("position"), int):
+        headers[POSITION_HEADER] = str(position)
+    if answer.status == 201 and request.url.path.rstrip("/").endswith("/jobs"):
+        headers["Location"] = f"{request.url.path.rstrip('/')}/{body.get('id')}"
+    return headers
+
+
+def replay(request: Request[Any, Any, Any], answer: Answer) -> Response[bytes]:
+    return json_response(answer, {**success_headers(request, answer), REPLAYED_HEADER: "true"})
+
+
+def _store(request: Request[Any, Any, Any]) -> IdempotencyStore:
+    return parts_of(request.app.state).ledger.answers
+
+
+def _path_and_query(request: Request[Any, Any, Any]) -> str:
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{request.url.path}?{query}" if query else request.url.path
+
+
+async def write_gate(request: Request[Any, Any, Any]) -> Response[bytes] | None:
+    """before_request of every write: replay a repeated key, else decode the body strictly."""
+    body = await request.body()
+    key: IdempotencyKey | None = None
+    if (raw_key := request.headers.get(KEY_HEADER)) is not None:
+        if not _KEY.match(raw_key):
+            return (
+                BadField(KEY_HEADER, "must be 1 to 255 visible ASCII characters")
+                .problem()
+                .response()
+            )
+        scope = principal_of(request).tenant or GLOBAL_SCOPE
+        key = IdempotencyKey.of(scope, raw_key, request.method, _path_and_query(request), body)
+        # A key used with another request raises IdempotencyKeyReused: 422.
+        if (first := await sync_to_thread(_store(request).find, key)) is not None:
+            return replay(request, first)
+        request.state[KEY_STATE] = key
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if data is not None:
+        try:
+            _decoder(data.annotation).decode(body)
+        except msgspec.DecodeError as error:
+            return await refuse(request, key, decode_problem(error))
+    return None
+
+
+async def refuse(
+    request: Request[Any, Any, Any], key: IdempotencyKey | None, error: Exception
+) -> Response[bytes]:
+    """A 4xx answer, stored as the key's first answer (or the one stored before it)."""
+    problem: Problem = problem_of(error)
+    if key is None:
+        return problem.response()
+    return await remember(request, key, problem.answer(), problem.headers)
+
+
+async def remember(
+    request: Request[Any, Any, Any], key: IdempotencyKey, answer: Answer, headers: Headers
+) -> Response[bytes]:
+    """Store an answer that appended nothing; if another came first, replay that one."""
+    stored = await sync_to_thread(_store(request).remember, key, answer)
+    if stored != answer:
+        return replay(request, stored)
+    return json_response(answer, headers)
+
+
+async def replay_first(request: Request[Any, Any, Any], key: IdempotencyKey) -> Response[bytes]:
+    """Replay the answer of the request that took `key` first (it has committed)."""
+    first = await sync_to_thread(_store(request).find, key)
+    assert first is not None, "a taken key has an answer"
+    return replay(request, first)

@@ -1,0 +1,194 @@
+"""Jobs endpoints: list, read, progress, the running set, create and cancel."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Final, cast
+
+from litestar import Controller, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from api.auth import Caller, may_read, may_write
+from api.idempotency import write_gate
+from api.problems import BadField
+from api.schemas import (
+    ID_PATTERN,
+    CreateJob,
+    Job,
+    JobList,
+    JobProgress,
+    PageInfo,
+    RunningJobs,
+    to_job,
+    to_progress,
+    to_running,
+)
+from api.writes import Writer, render_cancelled
+from ledger.commands import Cancel
+from ledger.domain import FINISHED, JobStatus
+from projections.queries import JobQueryService
+from projections.rows import JobQuery
+
+LISTED_STATUSES: Final = frozenset({JobStatus.PENDING, JobStatus.RUNNING, *FINISHED})
+_ID: Final = re.compile(ID_PATTERN)
+
+Filter = Annotated[
+    list[str] | None,
+    QueryParameter(description="Repeat the parameter or separate values with commas."),
+]
+First = Annotated[int, QueryParameter(ge=1, le=200, description="Page size, 1 to 200.")]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(max_length=512, description="The `endCursor` of the previous page."),
+]
+Moment = Annotated[
+    datetime | None,
+    QueryParameter(
+        description="ISO 8601; without an offset it is UTC.",
+        examples=[Example(value="2024-02-01T10:00:00Z")],
+    ),
+]
+
+
+def split_values(field: str, values: list[str] | None) -> tuple[str, ...]:
+    """`a,b&x=c` style values, each checked to be a plausible identifier."""
+    found = tuple(v for raw in values or () for v in raw.split(",") if v)
+    for value in found:
+        if not _ID.match(value):
+            raise BadField(field, f"{value!r} is not a valid {field}")
+    return found
+
+
+def statuses(values: list[str] | None) -> tuple[str, ...]:
+    found = split_values("status", values)
+    for value in found:
+        if value not in LISTED_STATUSES:
+            allowed = ", ".join(sorted(LISTED_STATUSES))
+            raise BadField("status", f"{value!r} is not one of {allowed}")
+    return found
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def job_headers(job: Job) -> dict[str, str]:
+    return {"ETag": f'"{job.version}"'}
+
+
+class JobsController(Controller):
+    path = "/api/v1/jobs"
+    tags = ["jobs"]  # noqa: RUF012 (Litestar's declaration style)
+
+    @get("/", guards=[may_read])
+    async def list_jobs(
+        self,
+        caller: NamedDependency[Caller],
+        queries: NamedDependency[JobQueryService],
+        read_position: NamedDependency[int],
+        job_type: Filter = None,
+        status: Filter = None,
+        start_date: Moment = None,
+        end_date: Moment = None,
+        first: First = 50,
+        after: Cursor = None,
+    ) -> JobList:
+        """List jobs, newest first (by creation time, then id), a page at a time.
+
+        `start_date` (inclusive) and `end_date` (exclusive) select by start time and leave
+        out jobs not yet started. Pass a page's `pageInfo.endCursor` as `after` for the next.
+        A global admin token sees every tenant unless it passes `tenant`.
+        """
+        query = JobQuery(
+            tenant=caller.tenant_filter(),
+            job_type=split_values("job_type", job_type),
+            status=statuses(status),
+            start_date=utc(start_date),
+            end_date=utc(end_date),
+            first=first,
+            after=after,
+        )
+        page = await queries.list_jobs(query)
+        info = PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
+        return JobList(jobs=[to_job(row) for row in page.jobs], page_info=info)
+
+    @get("/running", guards=[may_read])
+    async def running_jobs(
+        self,
+        caller: NamedDependency[Caller],
+        queries: NamedDependency[JobQueryService],
+        read_position: NamedDependency[int],
+    ) -> RunningJobs:
+        """The jobs running now, the most recently started first."""
+        rows = await queries.running_jobs(caller.tenant_filter())
+        return RunningJobs(jobs=[to_running(row) for row in rows])
+
+    @get("/{job_id:str}", guards=[may_read])
+    async def get_job(
+        self,
+        job_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        queries: NamedDependency[JobQueryService],
+        read_position: NamedDependency[int],
+    ) -> Response[Job]:
+        """One job with every detail. Its `ETag` is the job's version, for If-Match.
+
+        404 if the tenant has no such job, 410 once it was deleted.
+        """
+        job = to_job(await queries.get_job(caller.tenant_for_job(job_id), job_id))
+        return Response(job, headers=job_headers(job))
+
+    @get("/{job_id:str}/progress", guards=[may_read])
+    async def get_progress(
+        self,
+        job_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        queries: NamedDependency[JobQueryService],
+        read_position: NamedDependency[int],
+    ) -> JobProgress:
+        """A job's progress; `elapsed_ms` runs from its first start while it runs, is its
+        duration once it ended, and is null before it starts."""
+        row = await queries.get_job(caller.tenant_for_job(job_id), job_id)
+        return to_progress(row, datetime.now(UTC))
+
+    @post(
+        "/",
+        guards=[may_write],
+        before_request=write_gate,
+        status_code=201,
+        responses={201: ResponseSpec(Job, description="The job, with Location and ETag")},
+    )
+    async def create_job(
+        self, data: JSONBody[CreateJob], writer: NamedDependency[Writer]
+    ) -> Response[bytes]:
+        """Create a pending job (writer or admin).
+
+        Without `id` the server makes one. An id the tenant already has is 409. A global
+        admin token names the tenant in the body (`tenant`). Send `Idempotency-Key` to make
+        retries safe.
+        """
+        return await writer.create(data)
+
+    @delete(
+        "/{job_id:str}",
+        guards=[may_write],
+        before_request=write_gate,
+        status_code=204,
+    )
+    async def cancel_job(
+        self, job_id: FromPath[str], writer: NamedDependency[Writer]
+    ) -> Response[None]:
+        """Cancel a pending or running job (writer or admin): 204.
+
+        Records already processed stay processed. A finished job is 409; `If-Match` with
+        the job's version makes the cancel conditional (412 on mismatch).
+        """
+        answer = await writer.record(job_id, Cancel(), render_cancelled)
+        # Litestar wants a 204 handler typed as bodiless; refusals do carry a problem body.
+        return cast("Response[None]", answer)

@@ -1,0 +1,36 @@
+"""The request id: taken from X-Request-ID when it is well formed, else made here; echoed back."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import TYPE_CHECKING, Final
+
+from litestar.datastructures import MutableScopeHeaders
+
+if TYPE_CHECKING:
+    from litestar.types import Message, Scope
+
+HEADER: Final = "X-Request-ID"
+_VALID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_STATE_KEY: Final = "ledger_request_id"
+
+
+def request_id_of(scope: Scope) -> str:
+    """This request's id, chosen once: the client's if valid, else `req-` and 16 hex digits."""
+    state = scope.setdefault("state", {})
+    if (known := state.get(_STATE_KEY)) is not None:
+        return str(known)
+    sent = next(
+        (v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"x-request-id"),
+        "",
+    )
+    chosen = sent if _VALID.match(sent) else f"req-{secrets.token_hex(8)}"
+    state[_STATE_KEY] = chosen
+    return chosen
+
+
+async def echo_request_id(message: Message, scope: Scope) -> None:
+    """A before_send hook: every answer, errors included, carries the request id."""
+    if message["type"] == "http.response.start":
+        MutableScopeHeaders.from_message(message)[HEADER] = request_id_of(scope)

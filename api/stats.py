@@ -1,0 +1,56 @@
+"""Statistics endpoint: counts and durations from the job_stats read model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+
+from api.auth import Caller, may_read
+from api.jobs import Moment, utc
+from api.problems import BadField
+from projections.queries import JobQueryService
+from projections.rows import StatsQuery, StatsResult
+
+GROUP_KEYS: Final = ("status", "job_type", "day", "tenant")
+
+GroupBy = Annotated[
+    str,
+    QueryParameter(
+        max_length=64,
+        description="Comma-separated keys among status, job_type, day, tenant.",
+    ),
+]
+
+
+def group_keys(raw: str) -> tuple[str, ...]:
+    keys = tuple(dict.fromkeys(k.strip() for k in raw.split(",") if k.strip()))
+    for key in keys:
+        if key not in GROUP_KEYS:
+            raise BadField("group_by", f"{key!r} is not one of {', '.join(GROUP_KEYS)}")
+    return keys
+
+
+@get("/api/v1/stats", guards=[may_read], tags=["stats"])
+async def job_stats(
+    caller: NamedDependency[Caller],
+    queries: NamedDependency[JobQueryService],
+    read_position: NamedDependency[int],
+    group_by: GroupBy = "status,job_type",
+    start_date: Moment = None,
+    end_date: Moment = None,
+) -> StatsResult:
+    """Job counts and durations (avg, min, max of finished jobs), grouped as asked.
+
+    `start_date` (inclusive) and `end_date` (exclusive) select jobs by their creation day.
+    A global admin token counts every tenant unless it passes `tenant`.
+    """
+    query = StatsQuery(
+        tenant=caller.tenant_filter(),
+        group_by=group_keys(group_by),
+        start_date=utc(start_date),
+        end_date=utc(end_date),
+    )
+    return await queries.stats(query)
