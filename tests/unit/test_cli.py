@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from ledger.cli import build_parser, format_created, format_tokens, main
+from ledger.logs import JsonFormatter
 from ledger.server import Shutdown, describe_database, redact, shutdown_on_signals
 from ledger.settings import Settings
 from ledger.tokens import Role, TokenInfo
@@ -22,6 +26,15 @@ def _no_ledger_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("LEDGER_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """`main` configures the root logger; later tests should find it as it was."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
 
 
 def _exit_status(argv: list[str]) -> int:
@@ -163,3 +176,18 @@ def test_a_stop_signal_unwinds_and_the_old_handler_comes_back(sig: signal.Signal
 
     assert caught.value.signum == sig
     assert signal.getsignal(sig) is before
+
+
+def test_json_logs_are_one_object_a_line() -> None:
+    record = logging.LogRecord("ledger.x", logging.WARNING, __file__, 1, "a\nb %s", ("c",), None)
+    record.created = CREATED.timestamp()
+
+    line = JsonFormatter().format(record)
+
+    assert "\n" not in line
+    assert json.loads(line) == {
+        "time": "2026-11-25T18:00:05.000Z",
+        "level": "WARNING",
+        "logger": "ledger.x",
+        "message": "a\nb c",
+    }
