@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 import psycopg
 
@@ -17,6 +17,9 @@ from ledger.logs import configure_logging
 from ledger.server import Shutdown, describe_database, shutdown_on_signals
 from ledger.settings import Settings
 from ledger.tokens import Role, TokenInfo, TokenStore
+
+if TYPE_CHECKING:
+    from ledger.credentials import CredentialStore
 
 GLOBAL: Final = "*"
 """How a global token's tenant is shown."""

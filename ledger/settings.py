@@ -34,6 +34,9 @@ class Settings:
     pool_min_size: int = 2
     pool_max_size: int = 10
     poll_interval: float = 1.0
+    secret_key: str | None = None
+    """`LEDGER_SECRET_KEY`: encrypts the dialects' signing secrets at rest; None keeps a
+    generated key in the data dir."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +60,7 @@ class Settings:
             pool_min_size=_int(env, "LEDGER_POOL_MIN_SIZE", base.pool_min_size),
             pool_max_size=_int(env, "LEDGER_POOL_MAX_SIZE", base.pool_max_size),
             poll_interval=_float(env, "LEDGER_POLL_INTERVAL", base.poll_interval),
+            secret_key=env.get("LEDGER_SECRET_KEY") or None,
         )
 
     def with_database(self, url: str) -> Settings:
