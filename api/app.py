@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Job Ledger",
             version="1",
+            use_handler_docstrings=True,
             description="An event-sourced job ledger: services post job transitions, "
             "dashboards read jobs and statistics.",
         ),

@@ -46,9 +46,10 @@ Cursor = Annotated[
     QueryParameter(max_length=512, description="The `endCursor` of the previous page."),
 ]
 Moment = Annotated[
-    datetime | None,
+    str | None,
     QueryParameter(
-        description="ISO 8601; without an offset it is UTC.",
+        max_length=64,
+        description="ISO 8601 date or date-time; without an offset it is UTC.",
         examples=[Example(value="2024-02-01T10:00:00Z")],
     ),
 ]
@@ -72,10 +73,15 @@ def statuses(values: list[str] | None) -> tuple[str, ...]:
     return found
 
 
-def utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+def moment(field: str, raw: str | None) -> datetime | None:
+    """An ISO 8601 date or date-time query value, in UTC (naive values are UTC)."""
+    if raw is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadField(field, f"{raw!r} is not an ISO 8601 date or date-time") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def job_headers(job: Job) -> dict[str, str]:
@@ -109,8 +115,8 @@ class JobsController(Controller):
             tenant=caller.tenant_filter(),
             job_type=split_values("job_type", job_type),
             status=statuses(status),
-            start_date=utc(start_date),
-            end_date=utc(end_date),
+            start_date=moment("start_date", start_date),
+            end_date=moment("end_date", end_date),
             first=first,
             after=after,
         )

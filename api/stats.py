@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from api.auth import Caller, may_read
-from api.jobs import Moment, utc
+from api.jobs import Moment, moment
 from api.problems import BadField
 from projections.queries import JobQueryService
 from projections.rows import StatsQuery, StatsResult
@@ -50,7 +50,7 @@ async def job_stats(
     query = StatsQuery(
         tenant=caller.tenant_filter(),
         group_by=group_keys(group_by),
-        start_date=utc(start_date),
-        end_date=utc(end_date),
+        start_date=moment("start_date", start_date),
+        end_date=moment("end_date", end_date),
     )
     return await queries.stats(query)
