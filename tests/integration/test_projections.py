@@ -208,3 +208,18 @@ def test_events_the_projections_ignore_still_advance_tracking(
         [Positioned(object(), head + 1)], Tracking("ledger", head + 1)
     )
     assert view.position() == head + 1
+
+
+def test_a_retry_restarts_the_running_row_from_zero(
+    settings: Settings, ledger: JobLedger, pump: Pump
+) -> None:
+    drive(
+        ledger, Start(), RecordProgress(progress=40, current_step="copy"), Fail(error_message="x"),
+        Start(), max_attempts=2,
+    )  # fmt: skip
+    pump.catch_up()
+    row, active = job(settings), running(settings)
+    assert row is not None and active is not None
+    assert (active["status"], active["progress"], active["current_step"]) == ("running", 0, None)
+    assert (active["attempt"], active["start_time"]) == (2, row["start_time"])
+    assert_projections_match_replay(settings, ledger)
