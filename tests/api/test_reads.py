@@ -209,8 +209,9 @@ async def test_a_bad_list_parameter_is_400_naming_it(
 async def test_pages_cover_every_job_once_while_jobs_are_added(
     client: Client, writer: Headers
 ) -> None:
-    first_batch = [(await create(client, writer, id=f"old-{n:02d}"))["id"] for n in range(25)]
-    position = 0
+    created = [await create(client, writer, id=f"old-{n:02d}") for n in range(25)]
+    first_batch = [job["id"] for job in created]
+    position = created[-1]["position"]
     seen: list[str] = []
     cursor: str | None = None
     pages = 0
