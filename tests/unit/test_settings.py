@@ -41,6 +41,7 @@ def test_every_variable_is_read() -> None:
             "LEDGER_POOL_MIN_SIZE": "1",
             "LEDGER_POOL_MAX_SIZE": "4",
             "LEDGER_POLL_INTERVAL": "0.25",
+            "LEDGER_SECRET_KEY": "a-fernet-key",
         }
     )
 
@@ -59,6 +60,7 @@ def test_every_variable_is_read() -> None:
         pool_min_size=1,
         pool_max_size=4,
         poll_interval=0.25,
+        secret_key="a-fernet-key",
     )
 
 
