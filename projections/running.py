@@ -6,11 +6,11 @@ later Started needs their job_type and a projection reads no other model.
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields, replace
 from datetime import datetime
 from functools import singledispatch
 from typing import TYPE_CHECKING, Final
 
+import msgspec
 from eventsourcing.persistence import Tracking
 from psycopg.sql import SQL
 
@@ -29,8 +29,7 @@ if TYPE_CHECKING:
     from psycopg.rows import DictRow
 
 
-@dataclass(frozen=True, slots=True)
-class Active:
+class Active(msgspec.Struct, frozen=True):
     """A `running_jobs` row."""
 
     tenant: str
@@ -46,7 +45,7 @@ class Active:
     version: int
 
 
-COLUMNS: Final = tuple(f.name for f in fields(Active))
+COLUMNS: Final = Active.__struct_fields__
 KEYS: Final = "(tenant, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
 SELECT_ACTIVE: Final = SQL(f"SELECT {', '.join(COLUMNS)} FROM running_jobs WHERE {KEYS}")
 UPSERT_ACTIVE: Final = SQL(
@@ -86,7 +85,7 @@ def _(event: Job.Started, row: Active | None) -> Active | None:
     if row is None:
         return None
     retry = row.status == JobStatus.FAILED.value  # a retry counts from zero again
-    return replace(
+    return msgspec.structs.replace(
         row,
         status=JobStatus.RUNNING.value,
         progress=0 if retry else row.progress,
@@ -102,7 +101,7 @@ def _(event: Job.Started, row: Active | None) -> Active | None:
 def _(event: Job.Progressed, row: Active | None) -> Active | None:
     if row is None:
         return None
-    return replace(
+    return msgspec.structs.replace(
         row,
         progress=row.progress if event.progress is None else event.progress,
         current_step=row.current_step if event.current_step is None else event.current_step,
@@ -115,7 +114,7 @@ def _(event: Job.Progressed, row: Active | None) -> Active | None:
 def _(event: Job.Failed, row: Active | None) -> Active | None:
     if row is None or row.attempt >= row.max_attempts:
         return None
-    return replace(
+    return msgspec.structs.replace(
         row, status=JobStatus.FAILED.value, updated_at=event.timestamp,
         version=event.originator_version,
     )  # fmt: skip
@@ -165,7 +164,7 @@ class RunningView(TrackedView):
         kept = [rows[sid] for sid in changed if sid in rows]
         removed = [sid for sid in changed if sid not in rows]
         if kept:
-            curs.executemany(UPSERT_ACTIVE, [astuple(row) for row in kept])
+            curs.executemany(UPSERT_ACTIVE, [msgspec.structs.astuple(row) for row in kept])
         if removed:
             curs.execute(DELETE_ACTIVE, key_arrays(removed))
 

@@ -9,11 +9,12 @@ bucket a duration left has them recomputed from `job_stats_jobs`.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import astuple, dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import singledispatch
 from typing import TYPE_CHECKING, Final
 
+import msgspec
 from eventsourcing.persistence import Tracking
 from psycopg.sql import SQL
 
@@ -28,8 +29,7 @@ Bucket = tuple[str, str, str, date]
 """(tenant, job_type, status, day)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Counted:
+class Counted(msgspec.Struct, frozen=True):
     """Where one job counts: a `job_stats_jobs` row."""
 
     tenant: str
@@ -58,7 +58,7 @@ class Delta:
     lost_duration: bool = False
 
 
-COLUMNS: Final = tuple(f.name for f in fields(Counted))
+COLUMNS: Final = Counted.__struct_fields__
 KEYS: Final = "(tenant, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
 SELECT_COUNTED: Final = SQL(f"SELECT {', '.join(COLUMNS)} FROM job_stats_jobs WHERE {KEYS}")
 UPSERT_COUNTED: Final = SQL(
@@ -98,7 +98,7 @@ DELETE_EMPTY_BUCKETS: Final = SQL(
 @singledispatch
 def apply(event: Job.Event, job: Counted | None) -> Counted | None:
     """Where the job counts after `event`; None once deleted."""
-    return None if job is None else replace(job, version=event.originator_version)
+    return None if job is None else msgspec.structs.replace(job, version=event.originator_version)
 
 
 @apply.register
@@ -119,7 +119,7 @@ def _(event: Job.Created, job: Counted | None) -> Counted | None:
 def _(event: Job.Started, job: Counted | None) -> Counted | None:
     if job is None:
         return None
-    return replace(
+    return msgspec.structs.replace(
         job,
         status=JobStatus.RUNNING.value,
         start_time=job.start_time or event.timestamp,  # the first start, as Job keeps it
@@ -139,7 +139,7 @@ def _(event: Job.Event, job: Counted | None) -> Counted | None:
     )
     assert status in FINISHED
     duration = None if job.start_time is None else millis_between(job.start_time, event.timestamp)
-    return replace(
+    return msgspec.structs.replace(
         job, status=status.value, duration_ms=duration, version=event.originator_version
     )
 
@@ -203,7 +203,7 @@ class StatsView(TrackedView):
         kept = [jobs[sid] for sid in streams if sid in jobs]
         removed = [sid for sid in before if sid not in jobs]
         if kept:
-            curs.executemany(UPSERT_COUNTED, [astuple(job) for job in kept])
+            curs.executemany(UPSERT_COUNTED, [msgspec.structs.astuple(job) for job in kept])
         if removed:
             curs.execute(DELETE_COUNTED, key_arrays(removed))
         if not deltas:
