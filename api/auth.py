@@ -13,7 +13,7 @@ from litestar.params import QueryParameter
 from api.parts import parts_of
 from api.problems import BadField, WrongTenant
 from api.request_id import request_id_of
-from api.schemas import TENANT_PATTERN
+from api.schemas import ID_PATTERN, TENANT_PATTERN
 from ledger.commands import Context
 from ledger.errors import JobNotFound
 from ledger.tokens import Principal, Role
@@ -26,6 +26,7 @@ WRITERS: Final = frozenset({Role.ADMIN, Role.WRITER})
 GLOBAL_SCOPE: Final = "*"
 """The idempotency-key scope of global tokens (no tenant is spelled `*`)."""
 _PRINCIPAL: Final = "ledger_principal"
+_JOB_ID: Final = re.compile(ID_PATTERN)
 _BEARER: Final = re.compile(r"^Bearer +(?P<token>\S+) *$", re.IGNORECASE)
 
 
@@ -84,7 +85,10 @@ class Caller:
         return self.principal.tenant or GLOBAL_SCOPE
 
     def tenant_for_job(self, job_id: str) -> str:
-        """The tenant whose job `job_id` is meant; another tenant's job is simply not found."""
+        """The tenant whose job `job_id` is meant; another tenant's job is simply not found
+        (and so is an id no job can have)."""
+        if not _JOB_ID.match(job_id):
+            raise JobNotFound(job_id)
         own = self.principal.tenant
         if own is None:
             if self.named_tenant is None:

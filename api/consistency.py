@@ -23,6 +23,7 @@ MinPosition = Annotated[
     int | None,
     QueryParameter(
         ge=0,
+        le=2**63 - 1,
         description=(
             "Wait until the read models include this log position (a write's `position`); "
             "503 with Retry-After if they don't within the server's timeout."

@@ -38,6 +38,8 @@ REPLAYED_HEADER: Final = "Idempotent-Replayed"
 POSITION_HEADER: Final = "X-Ledger-Position"
 _KEY: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
 KEY_STATE: Final = "ledger_idempotency_key"
+MAX_DEPTH: Final = 32
+"""How deep free-form JSON (parameters, result, error_details) may nest."""
 _peek: Final = msgspec.json.Decoder(dict[str, object])
 
 Headers = dict[str, str]
@@ -113,9 +115,34 @@ async def write_gate(request: Request[Any, Any, Any]) -> Response[bytes] | None:
     data = request.route_handler.parsed_fn_signature.parameters.get("data")
     if data is not None:
         try:
-            _decoder(data.annotation).decode(body)
+            decoded = _decoder(data.annotation).decode(body)
         except msgspec.DecodeError as error:
             return await refuse(request, key, decode_problem(error))
+        except RecursionError:
+            return await refuse(request, key, MalformedJson("nested too deeply"))
+        if (bad := unstorable(msgspec.to_builtins(decoded))) is not None:
+            return await refuse(request, key, BadField(*bad))
+    return None
+
+
+def unstorable(value: object, path: str = "", depth: int = 0) -> tuple[str, str] | None:
+    """The path of the first value PostgreSQL or the event store could not keep, and why:
+    a string or key holding U+0000 (text and jsonb refuse it), or nesting over MAX_DEPTH."""
+    if depth > MAX_DEPTH:
+        return path, f"must not nest deeper than {MAX_DEPTH} levels"
+    if isinstance(value, str):
+        return (path or "body", "must not contain U+0000") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return inner, "must not contain U+0000"
+            if (found := unstorable(item, inner, depth + 1)) is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := unstorable(item, f"{path}[{index}]", depth + 1)) is not None:
+                return found
     return None
 
 
