@@ -9,6 +9,7 @@ from litestar.params import FromPath, JSONBody
 
 from api.auth import may_write
 from api.idempotency import write_gate
+from api.problems import WRITE_PROBLEMS
 from api.schemas import BatchResults, EventAccepted, EventBatch, JobEvent, to_command
 from api.writes import Writer, render_recorded
 
@@ -22,7 +23,10 @@ class EventsController(Controller):
         "/jobs/{job_id:str}/events",
         status_code=201,
         before_request=write_gate,
-        responses={201: ResponseSpec(EventAccepted, description="The event was recorded")},
+        responses={
+            **WRITE_PROBLEMS,
+            201: ResponseSpec(EventAccepted, description="The event was recorded"),
+        },
     )
     async def post_event(
         self, job_id: FromPath[str], data: JSONBody[JobEvent], writer: NamedDependency[Writer]
@@ -40,7 +44,10 @@ class EventsController(Controller):
         "/events/batch",
         status_code=200,
         before_request=write_gate,
-        responses={200: ResponseSpec(BatchResults, description="One result per event, in order")},
+        responses={
+            **WRITE_PROBLEMS,
+            200: ResponseSpec(BatchResults, description="One result per event, in order"),
+        },
     )
     async def post_batch(
         self, data: JSONBody[EventBatch], writer: NamedDependency[Writer]

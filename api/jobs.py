@@ -14,7 +14,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import Caller, may_read, may_write
 from api.idempotency import write_gate
-from api.problems import BadField
+from api.problems import JOB_READ_PROBLEMS, READ_PROBLEMS, WRITE_PROBLEMS, BadField
 from api.schemas import (
     ID_PATTERN,
     CreateJob,
@@ -92,7 +92,7 @@ class JobsController(Controller):
     path = "/api/v1/jobs"
     tags = ["jobs"]  # noqa: RUF012 (Litestar's declaration style)
 
-    @get("/", guards=[may_read])
+    @get("/", guards=[may_read], responses=READ_PROBLEMS)
     async def list_jobs(
         self,
         caller: NamedDependency[Caller],
@@ -124,7 +124,7 @@ class JobsController(Controller):
         info = PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
         return JobList(jobs=[to_job(row) for row in page.jobs], page_info=info)
 
-    @get("/running", guards=[may_read])
+    @get("/running", guards=[may_read], responses=READ_PROBLEMS)
     async def running_jobs(
         self,
         caller: NamedDependency[Caller],
@@ -135,7 +135,7 @@ class JobsController(Controller):
         rows = await queries.running_jobs(caller.tenant_filter())
         return RunningJobs(jobs=[to_running(row) for row in rows])
 
-    @get("/{job_id:str}", guards=[may_read])
+    @get("/{job_id:str}", guards=[may_read], responses=JOB_READ_PROBLEMS)
     async def get_job(
         self,
         job_id: FromPath[str],
@@ -150,7 +150,7 @@ class JobsController(Controller):
         job = to_job(await queries.get_job(caller.tenant_for_job(job_id), job_id))
         return Response(job, headers=job_headers(job))
 
-    @get("/{job_id:str}/progress", guards=[may_read])
+    @get("/{job_id:str}/progress", guards=[may_read], responses=JOB_READ_PROBLEMS)
     async def get_progress(
         self,
         job_id: FromPath[str],
@@ -168,7 +168,10 @@ class JobsController(Controller):
         guards=[may_write],
         before_request=write_gate,
         status_code=201,
-        responses={201: ResponseSpec(Job, description="The job, with Location and ETag")},
+        responses={
+            **WRITE_PROBLEMS,
+            201: ResponseSpec(Job, description="The job, with Location and ETag"),
+        },
     )
     async def create_job(
         self, data: JSONBody[CreateJob], writer: NamedDependency[Writer]
@@ -186,6 +189,7 @@ class JobsController(Controller):
         guards=[may_write],
         before_request=write_gate,
         status_code=204,
+        responses=WRITE_PROBLEMS,
     )
     async def cancel_job(
         self, job_id: FromPath[str], writer: NamedDependency[Writer]

@@ -24,6 +24,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
@@ -288,6 +289,59 @@ def _first_invalid(extra: object) -> tuple[str | None, str]:
         key = first.get("key")
         return (str(key) if key else None), str(first.get("message", "invalid value"))
     return None, ""
+
+
+# -- OpenAPI ------------------------------------------------------------------------------
+
+
+class ProblemDocument(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An RFC 9457 problem, as every error is answered (application/problem+json)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    field: str | None = None
+    """400: the body, query or header field at fault (dotted path for nested fields)."""
+    job_id: str | None = None
+    job_status: str | None = None
+    """409 invalid-transition: the job's current status."""
+    expected: int | None = None
+    """412: the version If-Match named."""
+    version: int | None = None
+    """412: the job's current version."""
+
+
+MEANINGS: Final = {
+    400: "Malformed JSON, or a field refused (`field` names it)",
+    401: "No bearer token, or an unknown, malformed or revoked one",
+    403: "The token's role or tenant does not allow this",
+    404: "No such job in the tenant",
+    409: "The job's status does not allow this (`job_status`), or the id exists",
+    410: "The job was deleted",
+    412: "If-Match names another version than the job's",
+    413: "The body is over the size limit",
+    422: "The Idempotency-Key was used with another method, path or body",
+    503: "The read models did not reach `min_position` in time (see Retry-After)",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problems an operation may answer with."""
+    return {
+        status: ResponseSpec(
+            ProblemDocument,
+            description=MEANINGS[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
+READ_PROBLEMS: Final = problem_responses(400, 401, 403, 503)
+JOB_READ_PROBLEMS: Final = problem_responses(400, 401, 403, 404, 410, 503)
+WRITE_PROBLEMS: Final = problem_responses(400, 401, 403, 404, 409, 410, 412, 413, 422)
 
 
 # -- wiring ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from litestar.params import QueryParameter
 
 from api.auth import Caller, may_read
 from api.jobs import Moment, moment
-from api.problems import BadField
+from api.problems import READ_PROBLEMS, BadField
 from projections.queries import JobQueryService
 from projections.rows import StatsQuery, StatsResult
 
@@ -33,7 +33,7 @@ def group_keys(raw: str) -> tuple[str, ...]:
     return keys
 
 
-@get("/api/v1/stats", guards=[may_read], tags=["stats"])
+@get("/api/v1/stats", guards=[may_read], tags=["stats"], responses=READ_PROBLEMS)
 async def job_stats(
     caller: NamedDependency[Caller],
     queries: NamedDependency[JobQueryService],
