@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,7 +17,7 @@ from projections.queries import JobQueryService
 from projections.rows import JobQuery, StatsQuery
 from projections.runner import ProjectionsRunner
 from tests.property.dated import at, dated_job
-from tests.property.replay import expected_rows, projected_rows, replayed_jobs
+from tests.property.replay import connect, expected_rows, projected_rows, replayed_jobs
 from tests.property.workload import CTX
 
 
@@ -235,3 +236,23 @@ async def test_waiting_wakes_when_the_runner_catches_up(
             position = new(ledger, "acme", f"j-{n}")
             assert await queries.wait_for_position(position, timeout=5.0)
             assert (await queries.get_job("acme", f"j-{n}")).position == position
+
+
+async def test_stats_never_read_the_jobs_table(
+    settings: Settings, ledger: JobLedger, queries: JobQueryService
+) -> None:
+    dated_job(ledger, "acme", "a", created=at(0), started=at(0), ended=at(0, ms=10))
+    catch_up(settings)
+    with connect(settings) as conn, conn.transaction():
+        conn.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")  # any read of jobs would wait
+        result = await asyncio.wait_for(
+            queries.stats(StatsQuery(tenant=None, group_by=("status", "job_type", "day"))), 5
+        )
+    assert result.total == 1
+
+
+@pytest.mark.parametrize("first", [0, -1, 1001])
+async def test_a_page_size_out_of_range_is_refused(queries: JobQueryService, first: int) -> None:
+    with pytest.raises(InvalidCommand) as refused:
+        await queries.list_jobs(JobQuery(tenant="acme", first=first))
+    assert refused.value.field == "first"
