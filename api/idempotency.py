@@ -9,6 +9,7 @@ through `api.writes.Writer`.
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
@@ -28,10 +29,13 @@ from api.problems import (
     field_of_msgspec_error,
     problem_of,
 )
+from api.request_id import request_id_of
 from ledger.idempotency import Answer, IdempotencyKey, IdempotencyStore
 
 if TYPE_CHECKING:
     from litestar import Request
+
+log = logging.getLogger("api")
 
 KEY_HEADER: Final = "Idempotency-Key"
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
@@ -78,7 +82,10 @@ def success_headers(request: Request[Any, Any, Any], answer: Answer) -> Headers:
     if isinstance(position := body.get("position"), int):
         headers[POSITION_HEADER] = str(position)
     if answer.status == 201 and request.url.path.rstrip("/").endswith("/jobs"):
-        headers["Location"] = f"{request.url.path.rstrip('/')}/{body.get('id')}"
+        location = f"{request.url.path.rstrip('/')}/{body.get('id')}"
+        if principal_of(request).tenant is None:  # a global token names the tenant to read
+            location += f"?tenant={body.get('tenant')}"
+        headers["Location"] = location
     return headers
 
 
@@ -149,8 +156,14 @@ def unstorable(value: object, path: str = "", depth: int = 0) -> tuple[str, str]
 async def refuse(
     request: Request[Any, Any, Any], key: IdempotencyKey | None, error: Exception
 ) -> Response[bytes]:
-    """A 4xx answer, stored as the key's first answer (or the one stored before it)."""
+    """A 4xx answer, stored as the key's first answer (or the one stored before it).
+
+    A server-side failure (5xx) is logged and never stored: a retry may succeed.
+    """
     problem: Problem = problem_of(error)
+    if problem.status >= 500:
+        log.error("write failed (request %s)", request_id_of(request.scope), exc_info=error)
+        return problem.response()
     if key is None:
         return problem.response()
     return await remember(request, key, problem.answer(), problem.headers)

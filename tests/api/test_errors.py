@@ -103,3 +103,40 @@ async def test_parameters_nested_too_deep_are_400_naming_where(
     )
     problem = assert_problem(response, 400, "invalid-field")
     assert problem["field"].startswith("parameters.a.a.")
+
+
+async def test_errors_come_in_the_documented_order(client: Client, writer: Headers) -> None:
+    # 400 before 404: the body is checked before the job is looked up.
+    bad_body = await client.post(
+        "/api/v1/jobs/nope/events", json={"type": "progress", "progress": 500}, headers=writer
+    )
+    assert_problem(bad_body, 400, "invalid-field", field="progress")
+    # 404/410 before 412, and 412 before 409.
+    await create(client, writer, id="gone")
+    await event(client, writer, "gone", "deleted")
+    stale = {**writer, "If-Match": '"1"'}
+    assert_problem(
+        await client.post("/api/v1/jobs/nope/events", json={"type": "started"}, headers=stale),
+        404,
+        "job-not-found",
+    )
+    assert_problem(
+        await client.post("/api/v1/jobs/gone/events", json={"type": "started"}, headers=stale),
+        410,
+        "job-deleted",
+    )
+    await create(client, writer, id="done")
+    await event(client, writer, "done", "started")
+    await event(client, writer, "done", "succeeded")
+    assert_problem(
+        await client.post("/api/v1/jobs/done/events", json={"type": "started"}, headers=stale),
+        412,
+        "version-mismatch",
+    )
+    current = {**writer, "If-Match": '"3"'}
+    assert_problem(
+        await client.post("/api/v1/jobs/done/events", json={"type": "started"}, headers=current),
+        409,
+        "invalid-transition",
+        job_status="completed",
+    )

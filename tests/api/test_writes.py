@@ -352,8 +352,12 @@ async def test_a_batch_of_a_thousand_is_accepted(client: Client, writer: Headers
 async def test_the_global_admin_names_the_tenant(client: Client, ledger: JobLedger) -> None:
     response = await client.post("/api/v1/jobs", json={"job_type": "x"}, headers=ADMIN)
     assert_problem(response, 400, "invalid-field", field="tenant")
-    job = await create(client, ADMIN, id="job-1", tenant="globex")
-    assert job["tenant"] == "globex"
+    created = await client.post(
+        "/api/v1/jobs", json={"id": "job-1", "job_type": "x", "tenant": "globex"}, headers=ADMIN
+    )
+    assert created.status_code == 201
+    assert created.json()["tenant"] == "globex"
+    assert created.headers["location"] == "/api/v1/jobs/job-1?tenant=globex"
     assert ledger.get_job("globex", "job-1").created_by == "admin-env"
     no_tenant = await client.post(
         "/api/v1/jobs/job-1/events", json={"type": "started"}, headers=ADMIN
