@@ -19,7 +19,9 @@ from ledger.commands import (
     Succeed,
 )
 from ledger.settings import Settings
+from projections.jobs import job_from_row
 from projections.pump import Pump
+from projections.rows import job_row
 from projections.tracking import Positioned
 from tests.property.dated import at, dated_job
 from tests.property.replay import (
@@ -223,3 +225,14 @@ def test_a_retry_restarts_the_running_row_from_zero(
     assert (active["status"], active["progress"], active["current_step"]) == ("running", 0, None)
     assert (active["attempt"], active["start_time"]) == (2, row["start_time"])
     assert_projections_match_replay(settings, ledger)
+
+
+def test_a_row_holds_all_of_a_jobs_state(settings: Settings, ledger: JobLedger) -> None:
+    # The jobs projection folds events into Jobs rebuilt from rows: a Job attribute
+    # that JobRow does not keep would be lost, and this test names it.
+    drive(ledger, Start(), RecordProgress(progress=5, counters={"a": 1}), Fail(error_message="x"),
+          Start(), max_attempts=2)  # fmt: skip
+    original = ledger.repository.get("acme/j")
+    rebuilt = job_from_row(job_row(original, 1))
+    state = {k: v for k, v in vars(original).items() if k != "_pending_events"}
+    assert {k: v for k, v in vars(rebuilt).items() if k != "_pending_events"} == state
