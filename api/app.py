@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 
 from api.auth import provide_caller
 from api.consistency import echo_position, provide_read_position
+from api.dialects import DIALECT_HANDLERS
 from api.events import EventsController
 from api.health import health, ready
 from api.jobs import JobsController
@@ -60,7 +61,14 @@ def create_app(settings: Settings) -> Litestar:
         return parts_of(request.app.state).queries
 
     return Litestar(
-        route_handlers=[JobsController, EventsController, job_stats, health, ready],
+        route_handlers=[
+            JobsController,
+            EventsController,
+            job_stats,
+            health,
+            ready,
+            *DIALECT_HANDLERS,
+        ],
         lifespan=[lifespan],
         dependencies={
             "caller": Provide(provide_caller),
