@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
-        if args.long_running:
+        if args.command is _serve:
             settings = replace(
                 settings, host=args.host or settings.host, port=args.port or settings.port
             )

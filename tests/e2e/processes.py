@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-START_TIMEOUT = 90.0
+START_TIMEOUT = 90
 STOP_TIMEOUT = 30.0
 
 
@@ -42,16 +42,11 @@ def postgres_processes(pgdata: Path) -> list[str]:
 
 
 @dataclass
-class Served:
-    """A running `ledger serve` process and where its output goes."""
+class Running:
+    """A long-running `ledger` process (serve, projections run) and where its output goes."""
 
     process: subprocess.Popen[bytes]
-    port: int
     log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -64,7 +59,35 @@ class Served:
                 return text.splitlines()[0]
             self._check_alive()
             time.sleep(0.05)
-        raise AssertionError(f"ledger serve printed nothing:\n{self.output()}")
+        raise AssertionError(f"{self.process.args} printed nothing:\n{self.output()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send `sig` and wait for the process to end; returns its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"{self.process.args} ignored {sig}:\n{self.output()}") from None
+
+    def _check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"{self.process.args} exited with {self.process.returncode}:\n{self.output()}"
+            )
+
+
+@dataclass
+class Served(Running):
+    """A running `ledger serve`."""
+
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self) -> httpx.Response:
         deadline = time.monotonic() + START_TIMEOUT
@@ -79,31 +102,14 @@ class Served:
             time.sleep(0.1)
         raise AssertionError(f"ledger serve never became ready:\n{self.output()}")
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Send `sig` and wait for the process to end; returns its exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            return self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"ledger serve ignored {sig}:\n{self.output()}") from None
-
-    def _check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise AssertionError(
-                f"ledger serve exited with {self.process.returncode}:\n{self.output()}"
-            )
-
 
 @dataclass
 class Ledger:
-    """Runs `ledger` commands in one environment, and cleans up the servers it started."""
+    """Runs `ledger` commands in one environment, and stops the processes it started."""
 
     env: dict[str, str]
     cwd: Path
-    served: list[Served] = field(default_factory=list)
+    started: list[Running] = field(default_factory=list)
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -127,26 +133,36 @@ class Ledger:
 
     def serve(self, *args: str, port: int | None = None) -> Served:
         port = port or free_port()
-        log = self.cwd / f"serve-{len(self.served) + 1}.log"
+        process, log = self._popen("serve", "--port", str(port), *args)
+        served = Served(process, log, port)
+        self.started.append(served)
+        return served
+
+    def start(self, *args: str) -> Running:
+        """Start a long-running command other than serve (`projections run`)."""
+        running = Running(*self._popen(*args))
+        self.started.append(running)
+        return running
+
+    def _popen(self, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = self.cwd / f"{args[0]}-{len(self.started) + 1}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [*ledger_command(), "serve", "--port", str(port), *args],
+                [*ledger_command(), *args],
                 env=self.env,
                 cwd=self.cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        served = Served(process, port, log)
-        self.served.append(served)
-        return served
+        return process, log
 
     def close(self) -> None:
-        for served in self.served:
-            if served.process.poll() is None:
-                served.process.send_signal(signal.SIGTERM)
+        for running in self.started:
+            if running.process.poll() is None:
+                running.process.send_signal(signal.SIGTERM)
                 try:
-                    served.process.wait(STOP_TIMEOUT)
+                    running.process.wait(STOP_TIMEOUT)
                 except subprocess.TimeoutExpired:
-                    served.process.kill()
-                    served.process.wait()
+                    running.process.kill()
+                    running.process.wait()
