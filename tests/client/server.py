@@ -5,23 +5,26 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from litestar import Litestar
 
 from api.app import create_app
 from ledger.settings import Settings
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """Serve `create_app(settings)` until the block ends; yields its base URL."""
+def serve(
+    settings: Settings, make_app: Callable[[Settings], Litestar] = create_app
+) -> Iterator[str]:
+    """Serve `make_app(settings)` until the block ends; yields its base URL."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+    config = uvicorn.Config(make_app(settings), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [listener]}, name="uvicorn", daemon=True

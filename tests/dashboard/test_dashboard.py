@@ -1,0 +1,143 @@
+"""The dashboard in a real headless Chromium against the served API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from ledger.client import LedgerClient
+
+POLL_MS = 250
+
+
+def seed(writer: LedgerClient) -> None:
+    """Five jobs of two types, one in each status."""
+    writer.create_job("export", id="exp-done")
+    with writer.run("exp-done"):
+        pass
+    writer.create_job("export", id="exp-failed")
+    writer.start("exp-failed")
+    writer.fail("exp-failed", "disk full on /var/spool <script>alert(1)</script>")
+    writer.create_job("export", id="exp-running")
+    writer.start("exp-running")
+    writer.progress("exp-running", 20, current_step="copying")
+    writer.create_job("full_sync", id="sync-pending")
+    writer.create_job("full_sync", id="sync-cancelled")
+    writer.cancel("sync-cancelled", "superseded")
+
+
+@pytest.fixture
+def page(browser: Browser, base_url: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.goto(f"{base_url}/dashboard?poll_ms={POLL_MS}")
+    yield opened
+    context.close()
+    assert errors == [], errors
+
+
+def sign_in(page: Page, token: str) -> None:
+    expect(page.locator("#login")).to_be_visible()
+    page.fill("#token-input", token)
+    page.click("#token-form button[type=submit]")
+    expect(page.locator("body[data-loaded=true]")).to_have_count(1)
+
+
+def counts(page: Page) -> dict[str, int]:
+    names = ("total", "pending", "running", "completed", "failed", "cancelled")
+    return {name: int(page.text_content(f"#count-{name}") or "-1") for name in names}
+
+
+def test_the_page_shows_the_api_numbers_and_a_progress_bar_moves(
+    page: Page, token: str, writer: LedgerClient, screenshots: Path
+) -> None:
+    seed(writer)
+    sign_in(page, token)
+
+    by_status = {g.status: g.count for g in writer.stats("status").groups}
+    expect(page.locator("#count-failed")).to_have_text(str(by_status["failed"]))
+    assert counts(page) == {
+        "total": writer.stats("status").total,
+        **{name: by_status.get(name, 0) for name in counts(page) if name != "total"},
+    }
+    by_type = {g.job_type: g.count for g in writer.stats("job_type").groups}
+    shown = {
+        row.get_attribute("data-job-type"): int(row.locator(".type-total").inner_text())
+        for row in page.locator("#types tbody tr").all()
+    }
+    assert shown == by_type == {"export": 3, "full_sync": 2}
+    assert page.locator("#chart-types rect").count() >= 2
+    failure = page.locator("#failures tbody tr[data-job-id=exp-failed] .error-message")
+    expect(failure).to_have_text("disk full on /var/spool <script>alert(1)</script>")
+
+    bar = page.locator("#running .progress[data-job-id=exp-running]")
+    expect(bar).to_have_attribute("aria-valuenow", "20")
+    width_before = bar.locator(".fill").bounding_box()
+    writer.progress("exp-running", 65)
+    expect(bar).to_have_attribute("aria-valuenow", "65", timeout=5000)
+    page.wait_for_timeout(600)  # the width's transition
+    width_after = bar.locator(".fill").bounding_box()
+    assert width_before and width_after and width_after["width"] > width_before["width"] * 2
+    page.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
+
+    assert page.evaluate("sessionStorage.getItem('ledger.token')") == token
+    assert page.evaluate("localStorage.length") == 0 and page.evaluate("document.cookie") == ""
+    assert token not in page.url
+
+
+def test_the_job_type_filter_narrows_every_number(
+    page: Page, token: str, writer: LedgerClient
+) -> None:
+    seed(writer)
+    sign_in(page, token)
+    page.select_option("#filter-type", "full_sync")
+    expect(page.locator("#count-total")).to_have_text("2")
+    assert counts(page) == {
+        "total": 2,
+        "pending": 1,
+        "running": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 1,
+    }
+    expect(page.locator("#running tbody tr")).to_have_count(0)
+    expect(page.locator("#failures tbody tr")).to_have_count(0)
+
+
+def test_a_job_link_opens_its_detail_and_timeline(
+    page: Page, token: str, writer: LedgerClient, screenshots: Path
+) -> None:
+    seed(writer)
+    sign_in(page, token)
+    page.click("#failures a.job-link")
+    expect(page.locator("#job-detail")).to_be_visible()
+    expect(page.locator("#detail-id")).to_have_text("exp-failed")
+    expect(page.locator("dd[data-field=status]")).to_have_text("failed")
+    expect(page.locator("dd[data-field=error_message]")).to_contain_text("disk full")
+    expect(page.locator("#timeline-source")).not_to_be_empty()
+    steps = page.locator("#timeline li strong").all_inner_texts()
+    assert steps[0].startswith("created") and steps[-1].startswith("failed"), steps
+    page.screenshot(path=str(screenshots / "dashboard-job.png"), full_page=True)
+
+
+def test_a_refused_token_asks_again(page: Page) -> None:
+    page.fill("#token-input", "not-a-token")
+    page.click("#token-form button[type=submit]")
+    expect(page.locator("#login-error")).to_contain_text("not accepted")
+    assert page.evaluate("sessionStorage.getItem('ledger.token')") is None
+
+
+def test_the_page_and_its_files_are_served_with_a_strict_policy(base_url: str) -> None:
+    page = httpx.get(f"{base_url}/dashboard")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    for name in ("dashboard.js", "dashboard.css"):
+        static = httpx.get(f"{base_url}/dashboard/static/{name}")
+        assert static.status_code == 200 and static.content
+    assert httpx.get(f"{base_url}/dashboard/static/../app.py").status_code == 404
