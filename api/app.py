@@ -77,7 +77,8 @@ def create_app(settings: Settings) -> Litestar:
             "read_position": Provide(provide_read_position),
         },
         plugins=[problem_plugin()],
-        exception_handlers={Exception: internal_error},
+        # 500 by status too, so Litestar's own server errors are logged like ours.
+        exception_handlers={Exception: internal_error, 500: internal_error},
         before_send=[echo_request_id, echo_position],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from typing import Annotated, Final, cast
+from typing import cast
 
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
 from api.auth import Caller, may_read, may_write
 from api.idempotency import write_gate
-from api.problems import JOB_READ_PROBLEMS, READ_PROBLEMS, WRITE_PROBLEMS, BadField
+from api.params import Cursor, Filter, First, Moment, moment, split_values, statuses
+from api.problems import JOB_READ_PROBLEMS, READ_PROBLEMS, WRITE_PROBLEMS
 from api.schemas import (
-    ID_PATTERN,
     CreateJob,
     Job,
     JobList,
@@ -29,59 +27,8 @@ from api.schemas import (
 )
 from api.writes import Writer, render_cancelled
 from ledger.commands import Cancel
-from ledger.domain import FINISHED, JobStatus
 from projections.queries import JobQueryService
 from projections.rows import JobQuery
-
-LISTED_STATUSES: Final = frozenset({JobStatus.PENDING, JobStatus.RUNNING, *FINISHED})
-_ID: Final = re.compile(ID_PATTERN)
-
-Filter = Annotated[
-    list[str] | None,
-    QueryParameter(description="Repeat the parameter or separate values with commas."),
-]
-First = Annotated[int, QueryParameter(ge=1, le=200, description="Page size, 1 to 200.")]
-Cursor = Annotated[
-    str | None,
-    QueryParameter(max_length=512, description="The `endCursor` of the previous page."),
-]
-Moment = Annotated[
-    str | None,
-    QueryParameter(
-        max_length=64,
-        description="ISO 8601 date or date-time; without an offset it is UTC.",
-        examples=[Example(value="2024-02-01T10:00:00Z")],
-    ),
-]
-
-
-def split_values(field: str, values: list[str] | None) -> tuple[str, ...]:
-    """`a,b&x=c` style values, each checked to be a plausible identifier."""
-    found = tuple(v for raw in values or () for v in raw.split(",") if v)
-    for value in found:
-        if not _ID.match(value):
-            raise BadField(field, f"{value!r} is not a valid {field}")
-    return found
-
-
-def statuses(values: list[str] | None) -> tuple[str, ...]:
-    found = split_values("status", values)
-    for value in found:
-        if value not in LISTED_STATUSES:
-            allowed = ", ".join(sorted(LISTED_STATUSES))
-            raise BadField("status", f"{value!r} is not one of {allowed}")
-    return found
-
-
-def moment(field: str, raw: str | None) -> datetime | None:
-    """An ISO 8601 date or date-time query value, in UTC (naive values are UTC)."""
-    if raw is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(raw)
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise BadField(field, f"{raw!r} is not an ISO 8601 date or date-time") from None
 
 
 def job_headers(job: Job) -> dict[str, str]:

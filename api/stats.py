@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from api.auth import Caller, may_read
-from api.jobs import Moment, moment
+from api.params import Moment, moment
 from api.problems import READ_PROBLEMS, BadField
 from projections.queries import JobQueryService
 from projections.rows import StatsQuery, StatsResult
