@@ -433,7 +433,11 @@ def _refused_by_postgres() -> Iterator[None]:
     made) is the caller's mistake, not the service's."""
     try:
         yield
-    except (asyncpg.DataError, asyncpg.exceptions.SyntaxOrAccessError) as exc:
+    except (
+        asyncpg.DataError,
+        asyncpg.exceptions.UndefinedColumnError,
+        asyncpg.exceptions.GroupingError,
+    ) as exc:
         raise InvalidCommand("query", exc.args[0] if exc.args else type(exc).__name__) from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from api.dialects.spaceone import SpaceOneJobs
+from api.dialects.tencent import tencent_api
 
-DIALECT_HANDLERS = [SpaceOneJobs]
+DIALECT_HANDLERS = [SpaceOneJobs, tencent_api]
 """The dialects' controllers, for create_app's route handlers."""

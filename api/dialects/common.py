@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections import defaultdict, deque
@@ -60,16 +59,17 @@ class DialectParts:
         return self.limiters[name]
 
 
-async def dialect_parts(request: Request[Any, Any, Any]) -> DialectParts:
+def dialect_parts(request: Request[Any, Any, Any]) -> DialectParts:
     """The dialects' parts, made on first use from the ones the app's lifespan opened."""
     state = request.app.state
     known = state.get(_STATE_KEY)
     if isinstance(known, DialectParts):
         return known
-    # Two first requests may both build them: harmless, the last one is kept.
+    # No await from the check to the store, so concurrent first requests share one set
+    # (and one rate limiter); reading the key file once is a short blocking read.
     parts = parts_of(state)
     settings = parts.settings
-    fernet = await asyncio.to_thread(server_key, settings)  # may create the key file
+    fernet = server_key(settings)
     made = DialectParts(
         parts=parts,
         search=JobSearchService(parts.queries.pool),

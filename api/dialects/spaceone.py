@@ -447,7 +447,7 @@ def _on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes
 
 
 async def _caller(request: Request[Any, Any, Any]) -> tuple[DialectParts, Principal]:
-    dialect = await dialect_parts(request)
+    dialect = dialect_parts(request)
     principal = await bearer_principal(request, dialect.parts)
     if principal is None:
         raise SpaceOneError(401, "ERROR_AUTHENTICATE_FAILURE", "Authenticate failure. (token)")
@@ -477,7 +477,7 @@ class SpaceOneJobs(Controller):
     tags = ["SpaceONE identity v2"]  # noqa: RUF012
     exception_handlers = {Exception: _on_error, HTTPException: _on_error, LedgerError: _on_error}  # noqa: RUF012
 
-    @post(["/v2/job/get", "/job/get"], status_code=200, operation_id="spaceone_job_get")
+    @post(["/v2/job/get", "/job/get"], status_code=200)
     async def get_job(self, request: Request[Any, Any, Any]) -> JobInfo:
         """Gets a specific Job (`{"job_id"}`) -> JobInfo."""
         dialect, principal = await _caller(request)
@@ -486,7 +486,7 @@ class SpaceOneJobs(Controller):
         assert tenant is not None
         return to_job_info(await dialect.parts.queries.get_job(tenant, req.job_id))
 
-    @post(["/v2/job/list", "/job/list"], status_code=200, operation_id="spaceone_job_list")
+    @post(["/v2/job/list", "/job/list"], status_code=200)
     async def list_jobs(self, request: Request[Any, Any, Any]) -> JobsInfo:
         """Lists Jobs matching a core.v2 Query and the shortcut fields -> results, total_count."""
         dialect, principal = await _caller(request)
@@ -496,7 +496,7 @@ class SpaceOneJobs(Controller):
         assert page.total is not None
         return to_jobs_info(page.jobs, page.total, (req.query or Query()).only)
 
-    @post(["/v2/job/stat", "/job/stat"], status_code=200, operation_id="spaceone_job_stat")
+    @post(["/v2/job/stat", "/job/stat"], status_code=200)
     async def stat_jobs(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Statistics of Jobs (a StatisticsQuery's aggregate stages or distinct), in SQL."""
         dialect, principal = await _caller(request)
@@ -511,7 +511,7 @@ class SpaceOneJobs(Controller):
             answer["total_count"] = found.total
         return answer
 
-    @post(["/v2/job/delete", "/job/delete"], status_code=200, operation_id="spaceone_job_delete")
+    @post(["/v2/job/delete", "/job/delete"], status_code=200)
     async def delete_job(self, request: Request[Any, Any, Any]) -> Empty:
         """Deletes a specific Job: a Deleted event is appended; its history is kept."""
         dialect, principal = await _caller(request)
