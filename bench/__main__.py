@@ -1,0 +1,209 @@
+"""`python -m bench`: measure the ledger as real processes and write BENCHMARKS.md.
+
+Every figure stands beside a baseline measured in the same run on the same
+database, so the ratio holds on a noisy machine. See BENCHMARKS.md for the
+figures and `python -m bench --help` for the knobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from bench import baselines, phases
+from bench.service import Service
+from bench.stats import Run
+
+
+@dataclass
+class Report:
+    """Figures gathered by the phases, rendered as BENCHMARKS.md."""
+
+    command: str
+    rows: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, what: str, figure: str, baseline: str, ratio: str, target: str) -> None:
+        self.rows.append((what, figure, baseline, ratio, target))
+        print(f"  {what}: {figure} | baseline {baseline} | {ratio} | {target}", flush=True)
+
+    def markdown(self) -> str:
+        machine = (
+            f"{platform.node()}: {psutil.cpu_count()} cores, "
+            f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.platform()}, "
+            f"Python {platform.python_version()}"
+        )
+        lines = [
+            "# Benchmarks",
+            "",
+            "Measured by `python -m bench` (bench/): the service runs as real processes",
+            "(`ledger serve`, `ledger projections run`) and is driven over HTTP on loopback by a",
+            "load generator in a separate process. Each figure stands beside a baseline measured",
+            "in the same run against the same PostgreSQL server.",
+            "",
+            f"- Machine: {machine}",
+            f"- Reproduce: `{self.command}`",
+            f"- Run at: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            "",
+            "| measure | figure | baseline (same run) | ratio | target |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [f"| {' | '.join(row)} |" for row in self.rows]
+        if self.notes:
+            lines += ["", "## Notes", ""] + [f"- {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--jobs", type=int, default=1_000_000, help="jobs for the read phase")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each load phase")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--output", default="BENCHMARKS.md")
+    return parser.parse_args()
+
+
+def database_url(workdir: Path) -> str:
+    url = os.environ.get("LEDGER_DATABASE_URL")
+    if url:
+        return url
+    from ledger.embedded import start_embedded
+
+    return start_embedded(workdir / "pg", delete_on_exit=True)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.quick:
+        args.jobs, args.seconds = min(args.jobs, 20_000), min(args.seconds, 3.0)
+    command = "python -m bench" + (" --quick" if args.quick else "")
+    command += f" --jobs {args.jobs} --seconds {args.seconds:g}"
+    report = Report(command=command)
+    workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    url = database_url(workdir)
+    print(f"bench: database {url}, work in {workdir}", flush=True)
+    try:
+        asyncio.run(run_all(args, url, workdir, report))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    Path(args.output).write_text(report.markdown())
+    print(f"bench: wrote {args.output}", flush=True)
+
+
+def schema() -> str:
+    return f"bench_{secrets.token_hex(4)}"
+
+
+async def run_all(args: argparse.Namespace, url: str, workdir: Path, report: Report) -> None:
+    seconds = args.seconds
+
+    # 1. Single-event appends over HTTP vs the library's one-event-per-save floor.
+    print("bench: single-event appends", flush=True)
+    floor = baselines.library_floor(url, schema(), seconds)
+    service = Service(url, schema(), workdir, projections=False)
+    service.run("migrate")
+    service.start()
+    try:
+        token = phases.writer_token(service)
+        appends = await phases.single_appends(service.url, token, clients=64, seconds=seconds)
+        report.add(
+            "single-event appends over HTTP, 64 clients (events/s; p50 / p99)",
+            f"{appends.rate:,.0f}/s; {appends.p50_ms:.1f} / {appends.p99_ms:.1f} ms",
+            f"{floor.rate:,.0f}/s (library, one event per save)",
+            f"{appends.rate / floor.rate:.1f}x",
+            ">= 4x",
+        )
+        _errors(report, "single appends", appends)
+
+        # 2. Batched ingest vs raw asyncpg inserts of the same rows.
+        print("bench: batched ingest", flush=True)
+        raw = await baselines.raw_inserts(url, schema(), seconds)
+        ingest = await phases.batched_ingest(service.url, token, clients=4, seconds=seconds)
+        report.add(
+            "batched ingest over HTTP, 1000 events a request (events/s)",
+            f"{ingest.rate:,.0f}/s",
+            f"{raw.rate:,.0f}/s (asyncpg, 1000 rows a transaction)",
+            f"{ingest.rate / raw.rate:.2f}x",
+            ">= 50,000/s and >= 0.3x",
+        )
+        _errors(report, "batched ingest", ingest)
+        max_ingest = ingest.rate
+    finally:
+        service.stop()
+
+    # 3. Projection catch-up on the backlog the ingest phases left.
+    print("bench: projection catch-up", flush=True)
+    backlog, catch_up = phases.catch_up(service)
+    report.add(
+        f"projection catch-up on a backlog of {backlog:,} events (events/s)",
+        f"{backlog / catch_up:,.0f}/s ({catch_up:.1f} s)",
+        f"{max_ingest:,.0f}/s (batched ingest above)",
+        f"{backlog / catch_up / max_ingest:.2f}x",
+        ">= 30,000/s",
+    )
+
+    # 3b. Live lag at half the maximum ingest rate, projections in the server.
+    print("bench: live lag", flush=True)
+    live = Service(url, schema(), workdir, projections=True)
+    live.run("migrate")
+    live.start()
+    try:
+        token = phases.writer_token(live)
+        lag = await phases.live_lag(live.url, token, rate=max_ingest / 2, seconds=seconds)
+        report.add(
+            "live lag at half the max ingest rate (write answer -> visible in GET, p50 / p99)",
+            f"{lag.p50_ms:.0f} / {lag.p99_ms:.0f} ms over {lag.operations:,} probes",
+            f"{max_ingest / 2:,.0f} events/s offered",
+            "-",
+            "p99 <= 250 ms",
+        )
+    finally:
+        live.stop()
+
+    # 4-5. Reads with many jobs loaded, and the server's memory.
+    print(f"bench: loading {args.jobs:,} jobs", flush=True)
+    reads = Service(url, schema(), workdir, projections=True)
+    reads.run("migrate")
+    reads.start()
+    try:
+        token = phases.writer_token(reads)
+        loaded = await phases.load_jobs(reads.url, token, args.jobs)
+        print(f"  loaded {args.jobs:,} jobs in {loaded:.0f} s", flush=True)
+        for name, run, base in await phases.read_latencies(reads, token, seconds):
+            report.add(
+                f"{name} at {args.jobs:,} jobs, 16 readers (p50 / p99)",
+                f"{run.p50_ms:.1f} / {run.p99_ms:.1f} ms",
+                f"{base.p50_ms:.1f} / {base.p99_ms:.1f} ms (same query, asyncpg in-process)",
+                f"{run.p99_ms / base.p99_ms:.1f}x" if base.p99_ms else "-",
+                "p99 <= 10 ms, <= 2x",
+            )
+            _errors(report, name, run)
+        rss = reads.rss_bytes()
+        report.add(
+            f"server RSS at {args.jobs:,} jobs",
+            f"{rss / 2**20:.0f} MB",
+            "-",
+            "-",
+            "<= 300 MB",
+        )
+    finally:
+        reads.stop()
+
+
+def _errors(report: Report, name: str, run: Run) -> None:
+    if run.errors:
+        report.notes.append(f"{name}: {run.errors} requests answered with an unexpected status")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""The measured phases: what each one sends, and the in-process baselines of the reads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from bench.http import Connection, Reply
+from bench.load import closed_loop, paced
+from bench.service import Service, ledger_command
+from bench.stats import Run
+from ledger.settings import Settings
+from projections.queries import JobQueryService
+from projections.rows import JobQuery, StatsQuery
+
+T = TypeVar("T")
+TENANT = "bench"
+JOB_TYPES = ("full_sync", "incremental_sync", "account_sync", "role_generation", "enrichment")
+
+
+def writer_token(service: Service) -> str:
+    """A writer token of the bench tenant: the last line `ledger tokens create` prints."""
+    out = service.run("tokens", "create", "--tenant", TENANT, "--role", "writer")
+    return out.strip().splitlines()[-1]
+
+
+def _connection(base_url: str, token: str) -> Connection:
+    parts = urlsplit(base_url)
+    return Connection(parts.hostname or "127.0.0.1", parts.port or 80, token)
+
+
+async def _post(conn: Connection, path: str, body: object) -> Reply:
+    return await conn.send(conn.prepare("POST", path, json.dumps(body).encode()))
+
+
+async def create_jobs(base_url: str, token: str, ids: list[str], start: bool) -> None:
+    """Create (and start) jobs with 16 connections."""
+    chunks = [ids[n::16] for n in range(16)]
+
+    async def worker(chunk: list[str]) -> None:
+        conn = _connection(base_url, token)
+        for job_id in chunk:
+            body = {"id": job_id, "job_type": JOB_TYPES[hash(job_id) % len(JOB_TYPES)]}
+            reply = await _post(conn, "/api/v1/jobs", body)
+            if reply.status != 201:
+                raise RuntimeError(f"create {job_id}: {reply.status} {reply.body[:200]!r}")
+        if start:
+            for n in range(0, len(chunk), 1000):
+                events = [{"job_id": j, "type": "started"} for j in chunk[n : n + 1000]]
+                reply = await _post(conn, "/api/v1/events/batch", {"events": events})
+                if reply.status != 200:
+                    raise RuntimeError(f"start: {reply.status} {reply.body[:200]!r}")
+        await conn.close()
+
+    await asyncio.gather(*(worker(chunk) for chunk in chunks if chunk))
+
+
+async def single_appends(base_url: str, token: str, clients: int, seconds: float) -> Run:
+    ids = [f"append-{n}" for n in range(clients)]
+    await create_jobs(base_url, token, ids, start=True)
+    counter = [0] * clients
+
+    async def step(conn: Connection, n: int) -> tuple[Reply, int]:
+        counter[n] += 1
+        body = {"type": "progress", "progress": counter[n] % 100, "records_processed": counter[n]}
+        return await _post(conn, f"/api/v1/jobs/{ids[n]}/events", body), 1
+
+    return await closed_loop(base_url, token, clients, seconds, step, ok=(201,))
+
+
+async def batched_ingest(base_url: str, token: str, clients: int, seconds: float) -> Run:
+    per_client = 250
+    ids = [[f"ingest-{c}-{n}" for n in range(per_client)] for c in range(clients)]
+    await create_jobs(base_url, token, [i for chunk in ids for i in chunk], start=True)
+    counter = [0] * clients
+
+    async def step(conn: Connection, n: int) -> tuple[Reply, int]:
+        counter[n] += 1
+        events = [
+            {"job_id": job_id, "type": "progress", "progress": (counter[n] + k) % 100}
+            for k in range(4)
+            for job_id in ids[n]
+        ]
+        return await _post(conn, "/api/v1/events/batch", {"events": events}), len(events)
+
+    return await closed_loop(base_url, token, clients, seconds, step, ok=(200,))
+
+
+def catch_up(service: Service) -> tuple[int, float]:
+    """Run `ledger projections run` over the backlog; (events, seconds to reach the head)."""
+    settings = Settings(
+        database_url=service.env["LEDGER_DATABASE_URL"],
+        database_schema=service.env["LEDGER_DATABASE_SCHEMA"],
+    )
+
+    async def positions() -> tuple[int, int]:
+        queries = await JobQueryService.connect(settings)
+        try:
+            return await queries.position(), await queries.head()
+        finally:
+            await queries.close()
+
+    before, head = _run(positions())
+    runner = subprocess.Popen(
+        ledger_command("projections", "run"),
+        env=service.env,
+        stdout=subprocess.DEVNULL,
+        stderr=None,
+    )
+    started = time.perf_counter()
+    shown = started
+    try:
+        while (position := _run(positions())[0]) < head:
+            if runner.poll() is not None:
+                raise RuntimeError(f"ledger projections run exited with {runner.returncode}")
+            if time.perf_counter() - shown > 2:
+                shown = time.perf_counter()
+                print(f"    projected {position - before:,} of {head - before:,}", flush=True)
+            time.sleep(0.05)
+        return head - before, time.perf_counter() - started
+    finally:
+        runner.terminate()
+        runner.wait(timeout=30)
+
+
+def _run(coroutine: Coroutine[object, object, T]) -> T:
+    """Run a coroutine from sync code that is itself called inside a running loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+async def live_lag(base_url: str, token: str, rate: float, seconds: float) -> Run:
+    """Ingest at `rate` events/s in batches of 100 while probes time write -> visible read."""
+    ids = [f"lag-{n}" for n in range(100)]
+    await create_jobs(base_url, token, [*ids, "lag-probe"], start=True)
+
+    async def send(conn: Connection, n: int) -> None:
+        events = [{"job_id": j, "type": "progress", "progress": n % 100} for j in ids]
+        await _post(conn, "/api/v1/events/batch", {"events": events})
+
+    probes: list[float] = []
+
+    async def probe() -> None:
+        conn = _connection(base_url, token)
+        end = time.perf_counter() + seconds
+        n = 0
+        while time.perf_counter() < end:
+            n += 1
+            written = await _post(
+                conn, "/api/v1/jobs/lag-probe/events", {"type": "progress", "progress": n % 100}
+            )
+            t = time.perf_counter()
+            position = json.loads(written.body)["position"]
+            seen = await conn.send(
+                conn.prepare("GET", f"/api/v1/jobs/lag-probe?min_position={position}")
+            )
+            if seen.status == 200:
+                probes.append(time.perf_counter() - t)
+            await asyncio.sleep(0.02)
+        await conn.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(paced(base_url, token, rate / 100, seconds, send), probe())
+    return Run(operations=len(probes), seconds=time.perf_counter() - started, latencies=probes)
+
+
+async def load_jobs(base_url: str, token: str, count: int) -> float:
+    """Create `count` jobs in a mix of statuses; seconds until the projections show them all."""
+    started = time.perf_counter()
+    ids = [f"job-{n:08d}" for n in range(count)]
+    await create_jobs(base_url, token, ids, start=False)
+    conn = _connection(base_url, token)
+    last = None
+    for n in range(0, count, 1000):
+        events: list[dict[str, object]] = []
+        for job_id in ids[n : n + 1000]:
+            kind = int(job_id[-2:])  # a fixed mix: 60% started, of which some finish
+            if kind < 60:
+                events.append({"job_id": job_id, "type": "started"})
+            if kind < 30:
+                events.append({"job_id": job_id, "type": "succeeded", "records_created": kind})
+            elif kind < 40:
+                events.append({"job_id": job_id, "type": "failed", "error_message": "bench"})
+        reply = await _post(conn, "/api/v1/events/batch", {"events": events})
+        last = json.loads(reply.body)["results"][-1]["position"]
+    # Wait for the projections to reach the last write.
+    await conn.send(conn.prepare("GET", f"/api/v1/jobs/{ids[-1]}?min_position={last}"))
+    while True:
+        reply = await conn.send(conn.prepare("GET", f"/api/v1/jobs/{ids[-1]}?min_position={last}"))
+        if reply.status == 200:
+            break
+    await conn.close()
+    return time.perf_counter() - started
+
+
+async def read_latencies(
+    service: Service, token: str, seconds: float
+) -> list[tuple[str, Run, Run]]:
+    """(name, over HTTP, same query in-process) for each read the issue names."""
+    settings = Settings(
+        database_url=service.env["LEDGER_DATABASE_URL"],
+        database_schema=service.env["LEDGER_DATABASE_SCHEMA"],
+    )
+    queries = await JobQueryService.connect(settings)
+    try:
+        page_100 = await _cursor_of_page(queries, 100)
+        total = await _job_count(queries)
+        cases = [
+            ("GET /api/v1/jobs (first page)", "/api/v1/jobs", JobQuery(tenant=TENANT)),
+            (
+                "GET /api/v1/jobs?status=running",
+                "/api/v1/jobs?status=running",
+                JobQuery(tenant=TENANT, status=("running",)),
+            ),
+            (
+                "GET /api/v1/jobs?job_type=enrichment",
+                "/api/v1/jobs?job_type=enrichment",
+                JobQuery(tenant=TENANT, job_type=("enrichment",)),
+            ),
+            (
+                "GET /api/v1/jobs?start_date=… (started since 2000)",
+                "/api/v1/jobs?start_date=2000-01-01T00:00:00Z",
+                JobQuery(tenant=TENANT, start_date=datetime(2000, 1, 1, tzinfo=UTC)),
+            ),
+            (
+                "GET /api/v1/jobs page 100 by cursor",
+                f"/api/v1/jobs?after={page_100}",
+                JobQuery(tenant=TENANT, after=page_100 or None),
+            ),
+        ]
+        results = []
+        for name, path, query in cases:
+            http = await _http_reads(service.url, token, seconds, _constant(path))
+            base = await _direct_reads(seconds, _listing(queries, query))
+            results.append((name, http, base))
+        ids = [f"job-{n:08d}" for n in range(total)]
+        http = await _http_reads(
+            service.url, token, seconds, lambda _n: f"/api/v1/jobs/{random.choice(ids)}"
+        )
+        base = await _direct_reads(seconds, lambda: queries.get_job(TENANT, random.choice(ids)))
+        results.append(("GET /api/v1/jobs/{id}", http, base))
+        http = await _http_reads(service.url, token, seconds, lambda _n: "/api/v1/jobs/running")
+        base = await _direct_reads(seconds, lambda: queries.running_jobs(TENANT))
+        results.append(("GET /api/v1/jobs/running", http, base))
+        stats_path = "/api/v1/stats?group_by=status,job_type"
+        http = await _http_reads(service.url, token, seconds, lambda _n: stats_path)
+        stats_query = StatsQuery(tenant=TENANT, group_by=("status", "job_type"))
+        base = await _direct_reads(seconds, lambda: queries.stats(stats_query))
+        results.append(("GET /api/v1/stats?group_by=status,job_type", http, base))
+        return results
+    finally:
+        await queries.close()
+
+
+async def _http_reads(
+    base_url: str, token: str, seconds: float, path_for: Callable[[int], str]
+) -> Run:
+    async def step(conn: Connection, n: int) -> tuple[Reply, int]:
+        return await conn.send(conn.prepare("GET", path_for(n))), 1
+
+    return await closed_loop(base_url, token, 16, seconds, step, ok=(200,))
+
+
+async def _direct_reads(seconds: float, call: Callable[[], Awaitable[object]]) -> Run:
+    latencies: list[float] = []
+    end = time.perf_counter() + seconds
+    started = time.perf_counter()
+
+    async def reader() -> None:
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - t)
+
+    await asyncio.gather(*(reader() for _ in range(16)))
+    return Run(len(latencies), time.perf_counter() - started, latencies)
+
+
+def _constant(path: str) -> Callable[[int], str]:
+    return lambda _n: path
+
+
+def _listing(queries: JobQueryService, query: JobQuery) -> Callable[[], Awaitable[object]]:
+    return lambda: queries.list_jobs(query)
+
+
+async def _cursor_of_page(queries: JobQueryService, page: int) -> str:
+    """The cursor that starts page `page` (or the last page, if there are fewer)."""
+    after = ""
+    for _ in range(page - 1):
+        result = await queries.list_jobs(JobQuery(tenant=TENANT, after=after or None))
+        if not result.has_next_page or result.end_cursor is None:
+            break
+        after = result.end_cursor
+    return after
+
+
+async def _job_count(queries: JobQueryService) -> int:
+    stats = await queries.stats(StatsQuery(tenant=TENANT, group_by=("status",)))
+    return stats.total
