@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from api.dialects.huawei import HuaweiTasks
 from api.dialects.spaceone import SpaceOneJobs
 from api.dialects.tencent import tencent_api
 
-DIALECT_HANDLERS = [SpaceOneJobs, tencent_api]
+DIALECT_HANDLERS = [SpaceOneJobs, HuaweiTasks, tencent_api]
 """The dialects' controllers, for create_app's route handlers."""
