@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from api.dialects.huawei import HuaweiTasks
+from api.dialects.oracle import create_scheduler_job
 from api.dialects.spaceone import SpaceOneJobs
 from api.dialects.tencent import tencent_api
 
-DIALECT_HANDLERS = [SpaceOneJobs, HuaweiTasks, tencent_api]
+DIALECT_HANDLERS = [SpaceOneJobs, HuaweiTasks, tencent_api, create_scheduler_job]
 """The dialects' controllers, for create_app's route handlers."""
