@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from ledger.application import JobLedger
 from tests.api.helpers import Client, Headers, assert_problem, create, event
@@ -88,8 +89,9 @@ async def test_the_same_key_with_another_body_or_path_is_422(
     assert ledger.get_job("acme", "job-2").version == 1
 
 
-async def test_keys_are_scoped_per_tenant(client: Client, token_for: object) -> None:
-    assert callable(token_for)
+async def test_keys_are_scoped_per_tenant(
+    client: Client, token_for: Callable[[str | None, str], Headers]
+) -> None:
     acme, globex = token_for("acme", "writer"), token_for("globex", "writer")
     one = await client.post("/api/v1/jobs", json={"job_type": "a"}, headers=keyed(acme, "same"))
     two = await client.post("/api/v1/jobs", json={"job_type": "b"}, headers=keyed(globex, "same"))

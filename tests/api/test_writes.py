@@ -8,6 +8,8 @@ import re
 import pytest
 
 from ledger.application import JobLedger
+from ledger.domain import Job
+from ledger.tokens import TokenStore
 from tests.api.helpers import ADMIN, Client, Headers, assert_problem, create, event
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -376,11 +378,8 @@ async def test_the_global_admin_names_the_tenant(client: Client, ledger: JobLedg
 
 
 async def test_the_token_id_and_request_id_are_recorded(
-    client: Client, tokens: object, ledger: JobLedger
+    client: Client, tokens: TokenStore, ledger: JobLedger
 ) -> None:
-    from ledger.tokens import TokenStore
-
-    assert isinstance(tokens, TokenStore)
     token_id, token = tokens.create("acme", "writer")
     response = await client.post(
         "/api/v1/jobs",
@@ -390,7 +389,7 @@ async def test_the_token_id_and_request_id_are_recorded(
     assert response.headers["x-request-id"] == "trace-42"
     job = ledger.get_job("acme", "job-1")
     assert job.created_by == token_id
-    events = list(ledger.repository.event_store.get(job.id))
+    events = [e for e in ledger.repository.event_store.get(job.id) if isinstance(e, Job.Event)]
     assert [(e.actor, e.request_id) for e in events] == [(token_id, "trace-42")]
 
 
