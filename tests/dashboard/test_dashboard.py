@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -108,6 +110,18 @@ def test_the_job_type_filter_narrows_every_number(
     }
     expect(page.locator("#running tbody tr")).to_have_count(0)
     expect(page.locator("#failures tbody tr")).to_have_count(0)
+
+
+def test_the_time_range_selects_what_stats_and_failures_cover(page: Page, token: str) -> None:
+    sign_in(page, token)
+    with page.expect_request(lambda r: "/api/v1/stats" in r.url) as asked:
+        page.select_option("#filter-range", "1")
+    start = parse_qs(urlsplit(asked.value.url).query)["start_date"][0]
+    since = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - since) - timedelta(days=1)) < timedelta(minutes=1)
+    with page.expect_request(lambda r: "/api/v1/jobs?" in r.url and "failed" in r.url) as asked:
+        page.select_option("#filter-range", "")
+    assert "start_date" not in parse_qs(urlsplit(asked.value.url).query)
 
 
 def test_a_job_link_opens_its_detail_and_timeline(
