@@ -391,15 +391,15 @@ def to_aggregation(req: JobStatQuery, tenant: str | None) -> tuple[JobAggregatio
         k.name for s in stages if isinstance(s, Group) for k in s.keys if k.field == "status"
     }
     offset, limit = _page(query.page)
-    search = JobSearch(
+    aggregation = JobAggregation(
         tenant=tenant,
         all_of=tuple(to_condition(f) for f in query.filter),
         any_of=tuple(to_condition(f) for f in query.filter_or),
         keyword=query.keyword or None,
-    )
-    distinct = field_of(query.distinct) if query.distinct else None
-    aggregation = JobAggregation(
-        search=search, stages=stages, distinct=distinct, offset=offset, limit=limit
+        stages=stages,
+        distinct=field_of(query.distinct) if query.distinct else None,
+        offset=offset,
+        limit=limit,
     )
     return aggregation, status_names
 
