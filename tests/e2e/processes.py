@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil  # type: ignore[import-untyped]
 
 START_TIMEOUT = 90
 STOP_TIMEOUT = 30.0
@@ -30,15 +31,13 @@ def free_port() -> int:
 
 
 def postgres_processes(pgdata: Path) -> list[str]:
-    """`ps` lines of PostgreSQL servers whose data folder is `pgdata`."""
-    listing = subprocess.run(
-        ["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    return [
-        line.strip()
-        for line in listing.splitlines()
-        if "postgres" in line and f"-D {pgdata}" in line and "ps -eo" not in line
-    ]
+    """Command lines of the PostgreSQL servers whose data folder is `pgdata`."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "-D" in cmdline[:-1] and cmdline[cmdline.index("-D") + 1] == str(pgdata):
+            found.append(f"{process.pid} {' '.join(cmdline)}")
+    return found
 
 
 @dataclass

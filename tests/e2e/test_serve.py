@@ -3,6 +3,7 @@ a restart on the same data, and nothing left running afterwards."""
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import httpx
@@ -86,6 +87,7 @@ def test_serve_walkthrough_survives_a_restart_on_the_same_data(embedded: Ledger)
         f"ledger: serving {first.url} (database: embedded PostgreSQL, data in {pgdata})"
     )
     first.wait_ready()
+    assert len(postgres_processes(pgdata)) == 1
     writer_id, writer = _token(embedded, "--tenant", "acme", "--role", "writer")
     api = Api(first, writer)
     position = _walkthrough(api)
@@ -115,7 +117,7 @@ def test_serve_walkthrough_survives_a_restart_on_the_same_data(embedded: Ledger)
     assert (resumed["version"], resumed["position"] > position) == (3, True)
     assert writer_id in embedded.check("tokens", "list")
 
-    assert second.stop() == 0
+    assert second.stop(signal.SIGINT) == 0  # Ctrl+C ends it as cleanly as SIGTERM
     assert postgres_processes(pgdata) == []
 
 
@@ -150,3 +152,18 @@ def test_serve_refuses_bad_configuration_with_one_line(embedded: Ledger) -> None
 
     assert done.returncode == 2
     assert done.stderr == "ledger: error: LEDGER_PORT must be an integer, got 'eighty'\n"
+
+
+def test_after_a_killed_server_the_next_command_stops_postgres_when_done(
+    embedded: Ledger,
+) -> None:
+    pgdata = (embedded.cwd / "data" / "pgdata").resolve()
+    served = embedded.serve()
+    served.wait_ready()
+
+    assert served.stop(signal.SIGKILL) == -signal.SIGKILL
+    # Killed outright, it could not stop its PostgreSQL, which the next command joins.
+    assert len(postgres_processes(pgdata)) == 1
+    embedded.check("migrate")
+
+    assert postgres_processes(pgdata) == []
