@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil  # type: ignore[import-untyped]
+import psutil  # type: ignore[import-untyped, unused-ignore]
 
 START_TIMEOUT = 90
 STOP_TIMEOUT = 30.0
@@ -58,7 +58,7 @@ class Running:
                 return text.splitlines()[0]
             self._check_alive()
             time.sleep(0.05)
-        raise AssertionError(f"{self.process.args} printed nothing:\n{self.output()}")
+        raise AssertionError(f"{self.process.args!r} printed nothing:\n{self.output()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Send `sig` and wait for the process to end; returns its exit status."""
@@ -69,12 +69,12 @@ class Running:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"{self.process.args} ignored {sig}:\n{self.output()}") from None
+            raise AssertionError(f"{self.process.args!r} ignored {sig}:\n{self.output()}") from None
 
     def _check_alive(self) -> None:
         if self.process.poll() is not None:
             raise AssertionError(
-                f"{self.process.args} exited with {self.process.returncode}:\n{self.output()}"
+                f"{self.process.args!r} exited with {self.process.returncode}:\n{self.output()}"
             )
 
 

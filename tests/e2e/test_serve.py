@@ -31,7 +31,7 @@ class Api:
         answer: dict[str, Any] = response.json()
         return answer
 
-    def get(self, path: str, **params: object) -> dict[str, Any]:
+    def get(self, path: str, **params: str | int) -> dict[str, Any]:
         response = self.client.get(path, params=params)
         assert response.status_code == 200, response.text
         answer: dict[str, Any] = response.json()
