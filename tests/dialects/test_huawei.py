@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
-from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkcore.signer import signer as huawei_signer
-from huaweicloudsdkhss.v5 import (
+from huaweicloudsdkcore.auth.credentials import BasicCredentials  # type: ignore[import-untyped]
+from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException  # type: ignore[import-untyped]
+from huaweicloudsdkcore.signer import signer as huawei_signer  # type: ignore[import-untyped]
+from huaweicloudsdkhss.v5 import (  # type: ignore[import-untyped]
     HssClient,
     ListTasksRequest,
     ListTasksRequestBody,
@@ -40,7 +40,7 @@ def client_for(live: Live, ak: str, sk: str, project: str = PROJECT) -> HssClien
     )
 
 
-def tasks(client: HssClient, task_type: str = "cluster_scan", **query: Any) -> Any:
+def tasks(client: HssClient, task_type: str = "cluster_scan", **query: object) -> Any:
     body_fields = {k: v for k, v in query.items() if k not in ("offset", "limit", "ep")}
     request = ListTasksRequest(
         enterprise_project_id=query.get("ep"),
@@ -175,7 +175,7 @@ def test_paging_with_offset_and_limit(sdk: HssClient) -> None:
     "query", [{"limit": 9}, {"limit": 201}, {"offset": -1}, {"offset": 2_000_001}]
 )
 def test_out_of_range_paging_is_400(sdk: HssClient, query: dict[str, int]) -> None:
-    error = refused(lambda: tasks(sdk, **query))
+    error = refused(lambda: tasks(sdk, "cluster_scan", **query))
     assert (error.status_code, error.error_code) == (400, "HSS.0001")
     assert error.error_msg.startswith("Invalid parameter")
 

@@ -41,10 +41,11 @@ def post(
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if csrf:
         headers["X-Requested-By"] = "<anyvalue>"
-    auth = (user.id, user.secret) if user else None
     content = body if isinstance(body, str) else httpx.Request("POST", "/", json=body).content
     with live.http() as client:
-        return client.post(path, content=content, headers=headers, auth=auth)
+        if user is None:
+            return client.post(path, content=content, headers=headers)
+        return client.post(path, content=content, headers=headers, auth=(user.id, user.secret))
 
 
 def assert_refused(response: httpx.Response, status: int) -> None:

@@ -9,14 +9,14 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from tencentcloud.ciam.v20220331 import ciam_client, models
-from tencentcloud.common import abstract_client
-from tencentcloud.common.credential import Credential
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+from tencentcloud.ciam.v20220331 import ciam_client, models  # type: ignore[import-untyped]
+from tencentcloud.common import abstract_client  # type: ignore[import-untyped]
+from tencentcloud.common.credential import Credential  # type: ignore[import-untyped]
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import (  # type: ignore[import-untyped]
     TencentCloudSDKException,
 )
-from tencentcloud.common.profile.client_profile import ClientProfile
-from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.common.profile.client_profile import ClientProfile  # type: ignore[import-untyped]
+from tencentcloud.common.profile.http_profile import HttpProfile  # type: ignore[import-untyped]
 
 from ledger.commands import Fail, Start
 from ledger.credentials import CredentialStore, Issued
@@ -130,7 +130,7 @@ def test_an_unknown_parameter_is_refused(seeded: Live, cred: Issued) -> None:
 def test_signature_failures(seeded: Live, cred: Issued, monkeypatch: pytest.MonkeyPatch) -> None:
     def code(secret_id: str, secret_key: str) -> str:
         client = client_for(seeded, (secret_id, secret_key))
-        return error_of(lambda: list_jobs(client, UserStoreId=STORE)).get_code()
+        return f"{error_of(lambda: list_jobs(client, UserStoreId=STORE)).get_code()}"
 
     assert code(cred.id, cred.secret + "x") == "AuthFailure.SignatureFailure"
     assert code("AKIDunknown", cred.secret) == "AuthFailure.SecretIdNotFound"
@@ -170,7 +170,7 @@ def test_twenty_requests_per_second_per_credential(live: Live) -> None:
         try:
             list_jobs(client, UserStoreId=STORE)
         except TencentCloudSDKException as exc:
-            return str(exc.get_code())
+            return f"{exc.get_code()}"
         return "ok"
 
     started = time.monotonic()
