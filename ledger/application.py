@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from collections import OrderedDict
@@ -12,7 +13,7 @@ from typing import Final
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import CanMutateAggregate
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
 from eventsourcing.utils import EnvType
 
 from ledger.commands import Context, JobCommand, NewJob, execute
@@ -22,10 +23,14 @@ from ledger.group_commit import GroupCommitter
 from ledger.idempotency import Answer, IdempotencyKey, IdempotencyStore, PendingAnswer, Positions
 from ledger.recorder import LedgerRecorder
 
+log = logging.getLogger(__name__)
+
 APPLICATION_NAME: Final = "ledger"
 """Names the event table (`ledger_events`) and the position every projection tracks."""
 
 CONFLICT_RETRIES: Final = 8
+SNAPSHOT_INTERVAL: Final = 100
+"""A job's state is snapshotted each time its stream passes a multiple of this many events."""
 WRITE_CACHE_SIZE: Final = "LEDGER_WRITE_CACHE_SIZE"
 DEFAULT_WRITE_CACHE: Final = 10_000
 """How often a write without If-Match reloads and retries when another write came first."""
@@ -193,6 +198,16 @@ class JobLedger(Application[str]):
 
     # -- internals --------------------------------------------------------------------
 
+    def _snapshot(self, job: Job) -> None:
+        """Store the job's state, so a later load replays at most SNAPSHOT_INTERVAL events."""
+        if self.snapshots is None:
+            return
+        try:
+            self.snapshots.put([Job.Snapshot.take(_freeze(job))])
+        except PersistenceError:
+            # A snapshot only saves work; the events are already committed.
+            log.warning("could not snapshot job %s at version %d", job.id, job.version)
+
     def _job_for_write(self, tenant: str, job_id: str, *, fresh: bool) -> Job:
         """A private copy of the job to change: from the cache of jobs this process last
         wrote, or (`fresh`, or not cached) rebuilt from its events.
@@ -228,6 +243,7 @@ class JobLedger(Application[str]):
         if answer is not None:
             key, render = answer
             pending = PendingAnswer(key, lambda positions: render(written(positions)))
+        reached = {job.id: job.version - len(job.pending_events) for job in jobs}
         try:
             recordings = self.committer.append(jobs, pending)
         except IntegrityError:
@@ -236,6 +252,8 @@ class JobLedger(Application[str]):
             raise
         for job in jobs:
             self._latest.put(job.id, _freeze(job))
+            if job.version // SNAPSHOT_INTERVAL > reached[job.id] // SNAPSHOT_INTERVAL:
+                self._snapshot(job)
         positions = {
             (str(r.notification.originator_id), r.notification.originator_version): (
                 r.notification.id

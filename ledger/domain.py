@@ -240,8 +240,17 @@ class Job(BaseAggregate[str]):
 
     @dataclass(frozen=True, kw_only=True)
     class Snapshot(LedgerEvent, CanSnapshotAggregate[str]):
+        """A job's state at a version, so loading a long stream skips its older events."""
+
         topic: str
         state: JsonObject
+
+        def mutate(self, _: None) -> Job:
+            job = super().mutate(None)
+            assert isinstance(job, Job)
+            # The stored state holds the status as its plain string value.
+            job.status = JobStatus(job.status)
+            return job
 
     if TYPE_CHECKING:
         # State set by Created.apply; annotated here for type checkers only,

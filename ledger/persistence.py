@@ -26,5 +26,9 @@ def persistence_env(settings: Settings, *, create_table: bool = False) -> dict[s
         "POSTGRES_PRE_PING": "y",
         "POSTGRES_CONN_MAX_AGE": "600",
         "POSTGRES_LOCK_TIMEOUT": "5",
+        # How long a write waits for a connection: past it, a database that is down is
+        # answered 503 rather than held for the library's default 30 s.
+        "POSTGRES_CONNECT_TIMEOUT": str(settings.database_timeout),
+        "IS_SNAPSHOTTING_ENABLED": "y",
         "CREATE_TABLE": "y" if create_table else "n",
     }
