@@ -102,8 +102,12 @@ def epoch_ms(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
 
 
-def from_epoch_ms(value: int) -> datetime:
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+def from_epoch_ms(value: int) -> datetime | None:
+    """The moment of an epoch-milliseconds value; None if no datetime can hold it."""
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def iso_ms(moment: datetime | None) -> str:

@@ -30,6 +30,7 @@ from api.dialects.signing import huawei_signature, parse_huawei, same_signature
 from api.request_id import request_id_of
 from ledger.credentials import Dialect
 from ledger.errors import InvalidCommand
+from projections.conditions import Op
 from projections.rows import JobRow
 from projections.search import Condition, JobSearch, SortKey, minutes_left
 
@@ -132,10 +133,14 @@ def to_query(
         conditions.append(Condition("id", "eq", body.task_id))
     if body.task_name:
         conditions.append(Condition("name", "contains", body.task_name))
-    if body.start_create_time is not None:
-        conditions.append(Condition("created_at", "gte", from_epoch_ms(body.start_create_time)))
-    if body.end_create_time is not None:
-        conditions.append(Condition("created_at", "lte", from_epoch_ms(body.end_create_time)))
+    bounds: tuple[tuple[str, Op], ...] = (("start_create_time", "gte"), ("end_create_time", "lte"))
+    for name, op in bounds:
+        millis = getattr(body, name)
+        if millis is not None:
+            moment = from_epoch_ms(millis)
+            if moment is None:
+                raise bad_parameter(f"{name} is out of range")
+            conditions.append(Condition("created_at", op, moment))
     if body.trigger_type is not None:
         conditions.append(Condition("labels.trigger_type", "eq", body.trigger_type))
     if body.task_status is not None:

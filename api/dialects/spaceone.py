@@ -272,8 +272,11 @@ def _timediff(value: Any) -> datetime:
         raise invalid(f"Invalid timediff value. (value = {value}, e.g. now-5d)")
     moment = datetime.now(UTC)
     if match["n"]:
-        delta = timedelta(**{_UNITS[match["unit"]]: int(match["n"])})
-        moment = moment + delta if match["sign"] == "+" else moment - delta
+        try:
+            delta = timedelta(**{_UNITS[match["unit"]]: int(match["n"])})
+            moment = moment + delta if match["sign"] == "+" else moment - delta
+        except OverflowError:
+            raise invalid(f"Invalid timediff value. (value = {value})") from None
     return moment
 
 
@@ -292,7 +295,7 @@ def to_condition(item: Filter) -> Condition:
     field = field_of(key)
     if op.startswith("timediff_"):
         value = _timediff(value)
-    elif field == "status":
+    elif field == "status" and op in ("eq", "not", "in", "not_in"):
         value = _status_value(value)
     return Condition(field, OPERATORS[op], value)  # type: ignore[arg-type]
 

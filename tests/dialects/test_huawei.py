@@ -184,7 +184,12 @@ def test_bad_bodies_are_400(seeded: Live) -> None:
     headers = {"X-Auth-Token": seeded.token(PROJECT)}
     path = f"/v5/{PROJECT}/common/tasks/batch-query"
     with seeded.http() as client:
-        for body in ({}, {"task_type": "cluster_scan", "task_status": "done"}, {"task_type": 1}):
+        for body in (
+            {},
+            {"task_type": "cluster_scan", "task_status": "done"},
+            {"task_type": 1},
+            {"task_type": "cluster_scan", "start_create_time": 10**20},
+        ):
             response = client.post(path, json=body, headers=headers)
             assert response.status_code == 400, body
             assert response.json()["error_code"] == "HSS.0001" and response.json()["error_msg"]
@@ -197,7 +202,7 @@ def test_bad_and_expired_signatures_are_401(
     def error(ak: str, sk: str) -> ClientRequestException:
         return refused(lambda: tasks(client_for(seeded, ak, sk)))
 
-    wrong = error(cred.id, cred.secret[:-1] + "x")
+    wrong = error(cred.id, cred.secret + "x")
     assert (wrong.status_code, wrong.error_code) == (401, "APIGW.0301")
     assert "signature" in wrong.error_msg
     unknown = error("UNKNOWNAK0000000000", cred.secret)

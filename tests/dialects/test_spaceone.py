@@ -105,6 +105,7 @@ def test_list_answers_the_documented_example(seeded: Live) -> None:
             {"job-running", "job-pending"},
         ),
         ({"filter": [{"k": "plugin_id", "v": "GCP", "o": "contain"}]}, {"job-running"}),
+        ({"filter": [{"k": "status", "v": "run", "o": "contain"}]}, {"job-running"}),
         ({"filter": [{"k": "plugin_id", "v": PLUGIN, "o": "not"}]}, {"job-running", "job-pending"}),
         (
             {"filter": [{"k": "workspace_id", "v": True, "o": "exists"}]},
@@ -314,6 +315,22 @@ def test_delete_appends_a_deleted_event_and_keeps_history(live: Live) -> None:
             "ERROR_INVALID_ARGUMENT",
         ),
         ("list", {"unknown": 1}, 400, "ERROR_INVALID_ARGUMENT"),
+        (
+            "list",
+            {
+                "query": {
+                    "filter": [{"k": "created_at", "v": "now-99999999999d", "o": "timediff_gt"}]
+                }
+            },
+            400,
+            "ERROR_INVALID_ARGUMENT",
+        ),
+        (
+            "list",
+            {"query": {"filter": [{"k": "updated_at", "v": "someday", "o": "datetime_gt"}]}},
+            400,
+            "ERROR_INVALID_ARGUMENT",
+        ),
         ("delete", {"job_id": "job-123456789012"}, 403, "ERROR_PERMISSION_DENIED"),  # a reader
         ("list", {"domain_id": "domain-other"}, 403, "ERROR_PERMISSION_DENIED"),
     ],
