@@ -11,6 +11,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from ledger.application import APPLICATION_NAME, JobLedger
 from ledger.persistence import persistence_env
 from ledger.settings import Settings
+from projections.intervals import IntervalsProjection, IntervalsView
 from projections.jobs import JobsProjection, JobsView
 from projections.running import RunningProjection, RunningView
 from projections.stats import StatsProjection, StatsView
@@ -23,7 +24,7 @@ BATCH_SIZE: Final = 1000
 
 
 class Pump:
-    """The three projections over one connection pool, and how far each has got.
+    """The projections over one connection pool, and how far each has got.
 
     Reading goes through the library's application recorder (`select_notifications`)
     and mapper, so events are decoded exactly as the write side stored them.
@@ -42,6 +43,7 @@ class Pump:
             JobsProjection(JobsView(datastore)),
             RunningProjection(RunningView(datastore)),
             StatsProjection(StatsView(datastore)),
+            IntervalsProjection(IntervalsView(datastore)),
         )
         self.batch_size = batch_size
         self.positions: dict[str, int] = {}

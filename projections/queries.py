@@ -45,7 +45,7 @@ SELECT_RUNNING_OF_TENANT: Final = (
 )
 SELECT_POSITION: Final = "SELECT least(" + ", ".join(
     f"coalesce((SELECT notification_id FROM {t}_tracking WHERE application_name = 'ledger'), 0)"
-    for t in ("jobs", "running_jobs", "job_stats")
+    for t in ("jobs", "running_jobs", "job_stats", "job_status_intervals")
 ) + ") AS position"
 SELECT_HEAD: Final = "SELECT coalesce(max(notification_id), 0) FROM ledger_events"
 STATS_TEMPLATE: Final = (

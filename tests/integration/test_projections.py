@@ -33,7 +33,9 @@ from tests.property.replay import (
 )
 from tests.property.workload import CTX, write_backlog
 
-MODEL_TABLES = ("jobs", "deleted_jobs", "running_jobs", "job_stats", "job_stats_jobs")
+MODEL_TABLES = (
+    "jobs", "deleted_jobs", "running_jobs", "job_stats", "job_stats_jobs", "job_status_intervals"
+)
 
 
 @pytest.fixture
@@ -181,7 +183,9 @@ def test_processing_the_same_events_again_changes_nothing(
         for event, position in batch[-20:]:  # the library's per-event entry point
             projection.process_event(event, Tracking("ledger", position))  # type: ignore[attr-defined]
     assert tables(settings) == before
-    assert pump.load_positions() == dict.fromkeys(("jobs", "running_jobs", "job_stats"), head)
+    assert pump.load_positions() == dict.fromkeys(
+        ("jobs", "running_jobs", "job_stats", "job_status_intervals"), head
+    )
 
 
 def test_jobs_rows_survive_a_replay_without_tracking(
