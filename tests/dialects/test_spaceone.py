@@ -271,20 +271,25 @@ def test_stat_refusals(seeded: Live, body: dict[str, Any], code: str) -> None:
 
 
 def test_delete_appends_a_deleted_event_and_keeps_history(live: Live) -> None:
-    seeded = live
-    seeded.job(DOMAIN, "job-587a3d3b4db3", *failed("no access"))
-    writer = seeded.token(DOMAIN, "writer")
-    with seeded.http() as client:
-        response = call(client, writer, "delete", {"job_id": "job-587a3d3b4db3"})  # doc's shape
+    live.job(DOMAIN, "job-123456789012", *failed("no access"))
+    live.job("domain-other", "job-123456789012")
+    writer = live.token(DOMAIN, "writer")
+    with live.http() as client:
+        response = call(client, writer, "delete", {"job_id": "job-123456789012"})  # seed 000's
         assert response.status_code == 200 and response.json() == {}
         with pytest.raises(JobGone):
-            seeded.ledger.get_job(DOMAIN, "job-587a3d3b4db3")
-        events = list(seeded.ledger.repository.event_store.get(f"{DOMAIN}/job-587a3d3b4db3"))
-        assert [type(e).__name__ for e in events][-1] == "Deleted" and len(events) == 4
-        seeded.wait(seeded.ledger.recorder.max_notification_id() or 0)
+            live.ledger.get_job(DOMAIN, "job-123456789012")
+        events = list(live.ledger.repository.event_store.get(f"{DOMAIN}/job-123456789012"))
+        assert [type(e).__name__ for e in events] == [
+            "Created", "Started", "Failed", "Deleted",
+        ]  # fmt: skip
+        assert live.ledger.get_job("domain-other", "job-123456789012")  # not another domain's
+        live.wait(live.ledger.recorder.max_notification_id() or 0)
         assert_error(
-            call(client, writer, "get", {"job_id": "job-587a3d3b4db3"}), 404, "ERROR_NOT_FOUND"
+            call(client, writer, "get", {"job_id": "job-123456789012"}), 404, "ERROR_NOT_FOUND"
         )
+        again = call(client, writer, "delete", {"job_id": "job-123456789012"})
+        assert_error(again, 404, "ERROR_NOT_FOUND")
 
 
 @pytest.mark.parametrize(
