@@ -144,6 +144,56 @@ def test_list_answers_the_documented_example(seeded: Live) -> None:
             {"job-587a3d3b4db3", "job-pending"},
         ),
         ({"keyword": "RUNNING"}, {"job-running"}),
+        (
+            {"filter": [{"k": "job_id", "v": ["job-running", "job-pending"], "o": "not_in"}]},
+            {"job-123456789012", "job-3b124006c2d2", "job-587a3d3b4db3"},
+        ),
+        (
+            {"filter": [{"k": "plugin_id", "v": "AWS", "o": "not_contain"}]},
+            {"job-running", "job-pending"},
+        ),
+        (
+            {"filter": [{"k": "plugin_id", "v": ["aws", "gcp"], "o": "not_contain_in"}]},
+            {"job-pending"},
+        ),
+        (
+            {"filter": [{"k": "job_id", "v": ["^job-r", "^job-p"], "o": "regex_in"}]},
+            {"job-running", "job-pending"},
+        ),
+        ({"filter": [{"k": "created_at", "v": "2000-01-01T00:00:00Z", "o": "lt"}]}, set()),
+        (
+            {
+                "filter": [
+                    {"k": "created_at", "v": "now-1d", "o": "timediff_gte"},
+                    {"k": "created_at", "v": "now+1h", "o": "timediff_lte"},
+                ]
+            },
+            {
+                "job-123456789012",
+                "job-3b124006c2d2",
+                "job-587a3d3b4db3",
+                "job-running",
+                "job-pending",
+            },
+        ),
+        (
+            {
+                "filter": [
+                    {"k": "finished_at", "v": "2999-01-01", "o": "datetime_lte"},
+                    {"k": "finished_at", "v": "2000-01-01", "o": "datetime_gte"},
+                ]
+            },
+            {"job-123456789012", "job-3b124006c2d2", "job-587a3d3b4db3"},
+        ),
+        (
+            {
+                "filter": [
+                    {"k": "updated_at", "v": "2999-01-01", "o": "datetime_lt"},
+                    {"k": "error_message", "v": "no access", "o": "lte"},
+                ]
+            },
+            {"job-587a3d3b4db3"},
+        ),
     ],
 )
 def test_list_filters(seeded: Live, query: dict[str, Any], expected: set[str]) -> None:
