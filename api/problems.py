@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from functools import singledispatch
 from typing import TYPE_CHECKING, Any, Final
 
+import asyncpg
+import eventsourcing.persistence
 import msgspec
+import psycopg
 from litestar import Response
 from litestar.exceptions import (
     HTTPException,
@@ -156,6 +159,23 @@ class Unavailable(ApiError):
         )
 
 
+DATABASE_DOWN: Final = (
+    eventsourcing.persistence.OperationalError,
+    eventsourcing.persistence.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    ConnectionError,
+    OSError,
+)
+"""What the drivers raise when PostgreSQL is down, restarting or unreachable: 503, not 500.
+
+A write cut off this way may or may not have committed; a retry with the same
+Idempotency-Key finds out without writing twice."""
+
+
 # -- the map ---------------------------------------------------------------------------
 
 
@@ -170,6 +190,14 @@ def problem_of(error: Exception) -> Problem:
 @problem_of.register
 def _(error: ApiError) -> Problem:
     return error.problem()
+
+
+def _database_down(error: Exception) -> Problem:
+    return Unavailable("the database does not answer; retry shortly").problem()
+
+
+for _down in DATABASE_DOWN:
+    problem_of.register(_down, _database_down)
 
 
 @problem_of.register
@@ -322,7 +350,9 @@ MEANINGS: Final = {
     412: "If-Match names another version than the job's",
     413: "The body is over the size limit",
     422: "The Idempotency-Key was used with another method, path or body",
-    503: "The read models did not reach `min_position` in time (see Retry-After)",
+    429: "Too many requests from this credential (see Retry-After)",
+    503: "The database does not answer, or the read models did not reach `min_position` "
+    "in time (see Retry-After)",
 }
 
 
@@ -371,6 +401,16 @@ def problem_plugin() -> ProblemDetailsPlugin:
 
 def internal_error(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
     """The answer to an unexpected error: logged with the request id, no internals sent."""
+    problem = problem_of(error)
+    if problem.status == 503:
+        log.warning(
+            "database unavailable in %s %s (request %s): %s",
+            request.method,
+            request.url.path,
+            request_id_of(request.scope),
+            error,
+        )
+        return problem.response()
     log.error(
         "unexpected error in %s %s (request %s)",
         request.method,
@@ -378,4 +418,4 @@ def internal_error(request: Request[Any, Any, Any], error: Exception) -> Respons
         request_id_of(request.scope),
         exc_info=error,
     )
-    return problem_of(error).response()
+    return problem.response()

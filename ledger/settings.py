@@ -13,6 +13,7 @@ from ledger.errors import ConfigurationError
 
 DEFAULT_PORT: Final = 8000
 MAX_BODY_BYTES: Final = 1024 * 1024
+MAX_HEADER_BYTES: Final = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,18 @@ class Settings:
     secret_key: str | None = None
     """`LEDGER_SECRET_KEY`: encrypts the dialects' signing secrets at rest; None keeps a
     generated key in the data dir."""
+    max_header_bytes: int = MAX_HEADER_BYTES
+    """`LEDGER_MAX_HEADER_BYTES`: the request's headers together; more is 431."""
+    request_timeout: float = 30.0
+    """`LEDGER_REQUEST_TIMEOUT`: seconds a request may take before it is answered 503."""
+    keep_alive_timeout: float = 5.0
+    """`LEDGER_KEEP_ALIVE_TIMEOUT`: seconds an idle HTTP connection is kept open."""
+    database_timeout: int = 5
+    """`LEDGER_DATABASE_TIMEOUT`: seconds to wait for a database connection before 503."""
+    rate_limit: float = 0.0
+    """`LEDGER_RATE_LIMIT`: requests per second per credential on the native API; 0 is off."""
+    rate_burst: int = 0
+    """`LEDGER_RATE_BURST`: requests a credential may send at once (0: one second's worth)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +74,12 @@ class Settings:
             pool_max_size=_int(env, "LEDGER_POOL_MAX_SIZE", base.pool_max_size),
             poll_interval=_float(env, "LEDGER_POLL_INTERVAL", base.poll_interval),
             secret_key=env.get("LEDGER_SECRET_KEY") or None,
+            max_header_bytes=_int(env, "LEDGER_MAX_HEADER_BYTES", base.max_header_bytes),
+            request_timeout=_float(env, "LEDGER_REQUEST_TIMEOUT", base.request_timeout),
+            keep_alive_timeout=_float(env, "LEDGER_KEEP_ALIVE_TIMEOUT", base.keep_alive_timeout),
+            database_timeout=_int(env, "LEDGER_DATABASE_TIMEOUT", base.database_timeout),
+            rate_limit=_float(env, "LEDGER_RATE_LIMIT", base.rate_limit),
+            rate_burst=_int(env, "LEDGER_RATE_BURST", base.rate_burst),
         )
 
     def with_database(self, url: str) -> Settings:
