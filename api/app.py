@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, Request
 from litestar.concurrency import sync_to_thread
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
@@ -18,8 +19,11 @@ from api.dialects import DIALECT_HANDLERS
 from api.events import EventsController
 from api.health import health, ready
 from api.jobs import JobsController
+from api.limits import RequestLimits
 from api.parts import STATE_KEY, Parts, parts_of
 from api.problems import internal_error, problem_plugin
+from api.ratelimit import STATE_KEY as RATE_LIMITER
+from api.ratelimit import rate_limiter
 from api.request_id import echo_request_id
 from api.stats import job_stats
 from api.writes import provide_writer
@@ -70,6 +74,8 @@ def create_app(settings: Settings) -> Litestar:
             *DIALECT_HANDLERS,
         ],
         lifespan=[lifespan],
+        state=State({RATE_LIMITER: rate_limiter(settings)}),
+        middleware=[RequestLimits(settings.max_header_bytes, settings.request_timeout)],
         dependencies={
             "caller": Provide(provide_caller),
             "writer": Provide(provide_writer),

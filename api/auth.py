@@ -12,6 +12,7 @@ from litestar.params import QueryParameter
 
 from api.parts import parts_of
 from api.problems import BadField, WrongTenant
+from api.ratelimit import limit_rate
 from api.request_id import request_id_of
 from api.schemas import ID_PATTERN, TENANT_PATTERN
 from ledger.commands import Context
@@ -45,6 +46,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     if principal is None:
         raise NotAuthorizedException("the bearer token is unknown, malformed or revoked")
     connection.state[_PRINCIPAL] = principal
+    limit_rate(connection, principal.token_id)
     return principal
 
 

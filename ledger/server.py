@@ -114,6 +114,11 @@ def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
         log_config=None,  # its loggers go through the handler `ledger` configured
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_keep_alive=max(1, round(ready.keep_alive_timeout)),
+        # h11, whatever else is installed, so the header limit below always holds: the
+        # app answers 431 past max_header_bytes, h11 drops a head twice that size unread.
+        http="h11",
+        h11_max_incomplete_event_size=2 * ready.max_header_bytes,
     )
     uvicorn.Server(config).run()
 
