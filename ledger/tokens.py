@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     import asyncpg
 
     from ledger.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PREFIX: Final = "ltk_"
 ENV_ADMIN_ID: Final = "admin-env"
@@ -138,6 +141,7 @@ class TokenStore:
             conn.execute(
                 self.sql.insert, (token_id, tenant, role.value, hash_secret(secret), label)
             )
+        log.info("token created: id=%s tenant=%s role=%s", token_id, tenant or "*", role.value)
         return token_id, f"{PREFIX}{token_id}.{secret}"
 
     def list(self) -> list[TokenInfo]:
@@ -159,7 +163,10 @@ class TokenStore:
     def revoke(self, token_id: str) -> bool:
         """Revoke a token at once; False if there is no such live token."""
         with psycopg.connect(self.url, autocommit=True) as conn:
-            return conn.execute(self.sql.revoke, (token_id,)).fetchone() is not None
+            revoked = conn.execute(self.sql.revoke, (token_id,)).fetchone() is not None
+        if revoked:
+            log.info("token revoked: id=%s", token_id)
+        return revoked
 
     def verify(self, token: str) -> Principal | None:
         """The principal a token stands for, or None if it is unknown, malformed or revoked."""
@@ -199,6 +206,9 @@ class AsyncTokenVerifier:
         token_id, secret = parts
         row = await self.pool.fetchrow(self.select_live, token_id)
         if not secret_matches(secret, None if row is None else bytes(row["secret_hash"])):
+            # The id a client sent is not a secret; the secret itself is never logged.
+            log.info("token refused: id=%s (unknown, revoked or wrong secret)", token_id[:64])
             return None
         assert row is not None
+        log.debug("token used: id=%s tenant=%s", token_id, row["tenant"] or "*")
         return Principal(token_id=token_id, tenant=row["tenant"], role=Role(row["role"]))

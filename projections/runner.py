@@ -120,11 +120,17 @@ class ProjectionsRunner:
     def _lead(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         schema = self.settings.database_schema
         # Wait for the lock; meanwhile follow whoever holds it, so wait() still works.
+        standing_by = False
         while not _fetch_bool(conn, TRY_LOCK, (LOCK_CLASS, schema)):
+            if not standing_by:
+                log.info("projections: another process runs them on schema %s; standing by", schema)
+                standing_by = True
             self._publish(self._pump.load_positions())
             if self._stopping.wait(self.settings.poll_interval):
                 return
         self._leader = True
+        # Said once per lock taken, so operators can see which replica projects.
+        log.info("projections: this process runs them on schema %s", schema)
         if self.listen:
             conn.execute(SQL("LISTEN {}").format(Identifier(self._pump.channel)))
         self._publish(self._pump.load_positions())
