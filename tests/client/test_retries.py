@@ -5,13 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from ledger.application import JobLedger
 from ledger.client import LedgerClient
+from ledger.settings import Settings
 from tests.client.conftest import FAST_RETRIES
 from tests.client.proxy import Proxy
+from tests.client.server import serve
 from tests.client.stored import event_names
 
 
@@ -77,3 +80,17 @@ def test_a_503_for_an_unreached_position_is_retried_until_it_is_reached(
     later.join()
     assert time.monotonic() - began >= 1.0
     assert job.progress == 70
+
+
+def test_the_servers_own_rate_limit_is_waited_out_and_nothing_appends_twice(
+    settings: Settings, token: str, ledger: JobLedger
+) -> None:
+    limited = replace(settings, rate_limit=1.0, rate_burst=2)
+    with serve(limited) as url, LedgerClient(url, token, retry=FAST_RETRIES) as client:
+        began = time.monotonic()
+        for n in range(4):
+            client.create_job("export", id=f"job-{n}")
+        waited = time.monotonic() - began
+    assert waited >= 1.0  # the third and fourth creates were answered 429 and retried
+    for n in range(4):
+        assert event_names(ledger, f"job-{n}") == ["Created"]
