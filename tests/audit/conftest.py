@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from litestar import Litestar
@@ -12,6 +17,39 @@ from api.app import create_app
 from ledger.settings import Settings
 from ledger.tokens import TokenStore
 from tests.api.helpers import Client, Headers
+from tests.e2e.processes import Ledger
+
+REPO = Path(__file__).resolve().parents[2]
+LEDGER = [sys.executable, "-m", "tests.audit.ledger_command"]
+
+
+@dataclass
+class Commands(Ledger):
+    """Runs `ledger` commands, the auditors' ones included, as real processes."""
+
+    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*LEDGER, *args], env=self.env, cwd=self.cwd, capture_output=True, text=True,
+            stdin=subprocess.DEVNULL, timeout=timeout, check=False,
+        )  # fmt: skip
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """Start a command and leave it running; its output comes through pipes."""
+        process = subprocess.Popen(
+            [*LEDGER, *args], env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.processes.append(process)
+        return process
+
+    def close(self) -> None:
+        super().close()
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
 
 
 def audit_app(settings: Settings) -> Litestar:
@@ -53,3 +91,22 @@ def writer(token_for: Callable[[str | None, str], Headers]) -> Headers:
 @pytest.fixture
 def auditor(token_for: Callable[[str | None, str], Headers]) -> Headers:
     return token_for("acme", "auditor")
+
+
+@pytest.fixture
+def cli(settings: Settings, tmp_path: Path) -> Iterator[Commands]:
+    """`ledger` as a real process on the test's database and schema."""
+    assert settings.database_url is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(
+        LEDGER_DATABASE_URL=settings.database_url,
+        LEDGER_DATABASE_SCHEMA=settings.database_schema,
+        LEDGER_POLL_INTERVAL="0.2",
+        LEDGER_LOG_LEVEL="WARNING",
+    )
+    ledger = Commands(env=env, cwd=tmp_path)
+    try:
+        yield ledger
+    finally:
+        ledger.close()

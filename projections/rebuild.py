@@ -1,0 +1,236 @@
+"""Rebuild a read model beside the live one, then swap it in when caught up.
+
+The new tables are made in a schema of their own (`<schema>_rebuild_<name>`) from
+the model's own schema file, and the whole log is projected into them while the
+live tables keep serving and the runner keeps them current. When the new tables
+have caught up, one transaction locks the live tables (the runner's next batch for
+them waits), catches the new ones up to the live position, drops the live tables,
+moves the new ones into their place and sets the model's tracking to where the new
+tables stand; the runner then carries on from there.
+
+A crash before that transaction commits leaves the live tables untouched; the
+next rebuild drops the leftover schema and starts clean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from time import monotonic
+from typing import Final
+
+import psycopg
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.sql import SQL, Identifier
+
+from ledger.application import APPLICATION_NAME
+from ledger.errors import LedgerError
+from ledger.migrate import schema_files
+from ledger.settings import Settings, parse_database_url
+from projections.pump import BATCH_SIZE, Pump
+from projections.tracking import PROJECTIONS_CHANNEL, Positioned, Projector
+
+log = logging.getLogger(__name__)
+
+REBUILD_LOCK: Final = 0x1ED6E4
+"""First key of the advisory lock that allows one rebuild of a model at a time."""
+LOCK_TIMEOUT: Final = "30s"
+"""How long the swap waits for the live tables (a batch or a read in progress)."""
+
+Progress = Callable[[int, int], None]
+"""Called with (position reached, head of the log) after each batch."""
+
+
+class RebuildRunning(LedgerError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"a rebuild of {name} is already running")
+
+
+class UnknownProjection(LedgerError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        super().__init__(f"no projection {name!r}; choose from {', '.join(known)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    """A rebuild done: the model, the events it projected, where it stands, how long."""
+
+    name: str
+    events: int
+    position: int
+    seconds: float
+
+
+def projection_names(settings: Settings) -> list[str]:
+    """The names of the projections the runner keeps, in the order it runs them."""
+    pump = Pump(settings)
+    try:
+        return [p.name for p in pump.projections]
+    finally:
+        pump.close()
+
+
+def shadow_schema(schema: str, name: str) -> str:
+    """The schema a rebuild of `name` builds in (kept under PostgreSQL's 63 bytes)."""
+    shadow = f"{schema}_rebuild_{name}"
+    if len(shadow) <= 63:
+        return shadow
+    return f"rebuild_{hashlib.sha256(shadow.encode()).hexdigest()[:32]}"
+
+
+def rebuild(
+    settings: Settings,
+    name: str,
+    *,
+    progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> Rebuilt:
+    """Rebuild the read model `name` from the log and swap it in for the live one."""
+    assert settings.database_url is not None
+    started = monotonic()
+    pump = Pump(settings, batch_size=batch_size)
+    try:
+        live = _projection(pump, name)
+        with psycopg.connect(settings.database_url, autocommit=True) as lock:
+            if not _try_lock(lock, settings.database_schema, name):
+                raise RebuildRunning(name)
+            shadow = shadow_schema(settings.database_schema, name)
+            _create_shadow(settings.database_url, shadow, live)
+            datastore = _datastore(settings, shadow)
+            try:
+                fresh = _like(live, datastore)
+                events = _catch_up(pump, fresh, batch_size, progress)
+                events += _swap(settings, pump, live, fresh, shadow, batch_size)
+            finally:
+                datastore.close()
+        position = live.view.position()
+        if progress is not None:
+            progress(position, position)
+        return Rebuilt(name, events, position, monotonic() - started)
+    finally:
+        pump.close()
+
+
+def _projection(pump: Pump, name: str) -> Projector:
+    for projection in pump.projections:
+        if projection.name == name:
+            return projection
+    raise UnknownProjection(name, [p.name for p in pump.projections])
+
+
+def _try_lock(conn: psycopg.Connection[tuple[object, ...]], schema: str, name: str) -> bool:
+    row = conn.execute(
+        "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (REBUILD_LOCK, f"{schema}/{name}")
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _create_shadow(url: str, shadow: str, live: Projector) -> None:
+    """An empty copy of the model's tables, from its schema file, in `shadow` (made anew)."""
+    tracking = f"CREATE TABLE IF NOT EXISTS {live.view.tracking_table_name} "
+    files = [text for _, text in schema_files() if tracking in text]
+    if len(files) != 1:
+        raise LedgerError(f"no schema file creates {live.view.tracking_table_name}")
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(shadow)))
+        conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(shadow)))
+        conn.execute(SQL("SET LOCAL search_path TO {}").format(Identifier(shadow)))
+        conn.execute(files[0].encode())
+
+
+def _datastore(settings: Settings, schema: str) -> PostgresDatastore:
+    assert settings.database_url is not None
+    params = parse_database_url(settings.database_url)
+    return PostgresDatastore(
+        params.dbname, params.host, params.port, params.user, params.password,
+        pool_size=2, max_overflow=2, schema=schema, originator_id_type="text",
+    )  # fmt: skip
+
+
+def _like(live: Projector, datastore: PostgresDatastore) -> Projector:
+    """A projection of the same kind as `live`, writing to `datastore`'s schema."""
+    view = type(live.view)(datastore)
+    fresh: Projector = type(live)(view)  # type: ignore[call-arg]
+    return fresh
+
+
+def _catch_up(
+    pump: Pump,
+    projection: Projector,
+    batch_size: int,
+    progress: Progress | None,
+    until: int | None = None,
+) -> int:
+    """Project events after the projection's position into it: all of them, or up to
+    `until`; the number projected."""
+    done = projection.view.position()
+    total = 0
+    head = pump.recorder.max_notification_id() or 0
+    while until is None or done < until:
+        notifications = pump.recorder.select_notifications(
+            start=done, limit=batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            break
+        batch = [Positioned(pump.app.mapper.to_domain_event(n), n.id) for n in notifications]
+        projection.process_batch(batch, Tracking(APPLICATION_NAME, notifications[-1].id))
+        done = notifications[-1].id
+        total += len(notifications)
+        head = max(head, done)
+        if progress is not None:
+            progress(done, head)
+    return total
+
+
+def _swap(
+    settings: Settings,
+    pump: Pump,
+    live: Projector,
+    fresh: Projector,
+    shadow: str,
+    batch_size: int,
+) -> int:
+    """Put the caught-up tables in place of the live ones, in one transaction."""
+    assert settings.database_url is not None
+    schema = Identifier(settings.database_schema)
+    view = live.view
+    tracking = SQL("{}.{}").format(schema, Identifier(view.tracking_table_name))
+    tables = [SQL("{}.{}").format(schema, Identifier(t)) for t in view.tables]
+    with psycopg.connect(settings.database_url) as conn, conn.transaction():
+        conn.execute(SQL("SET LOCAL lock_timeout = {}").format(LOCK_TIMEOUT))
+        conn.execute(
+            SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                SQL(", ").join([tracking, *tables])
+            )
+        )
+        row = conn.execute(
+            SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(tracking),
+            (APPLICATION_NAME,),
+        ).fetchone()
+        live_position = int(row[0]) if row and row[0] is not None else 0
+        # The live tables can't move now; bring the new ones at least as far.
+        events = _catch_up(pump, fresh, batch_size, None, until=live_position)
+        position = fresh.view.position()
+        conn.execute(SQL("DROP TABLE {}").format(SQL(", ").join(tables)))
+        for table in view.tables:
+            conn.execute(
+                SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
+                    Identifier(shadow), Identifier(table), schema
+                )
+            )
+        conn.execute(
+            SQL(
+                "INSERT INTO {} (application_name, notification_id) VALUES (%s, %s) "
+                "ON CONFLICT (application_name) DO UPDATE SET notification_id = %s"
+            ).format(tracking),
+            (APPLICATION_NAME, position, position),
+        )
+        conn.execute(SQL("DROP SCHEMA {} CASCADE").format(Identifier(shadow)))
+        conn.execute(SQL("NOTIFY {}").format(Identifier(PROJECTIONS_CHANNEL)))
+    log.info("rebuilt %s up to position %d and swapped it in", live.name, position)
+    return events
