@@ -35,3 +35,11 @@ def cluster_on(url: str, tmp_path: Path, **env: str) -> Iterator[Cluster]:
 def cluster(database_url: str, tmp_path: Path) -> Iterator[Cluster]:
     """`ledger` processes on the run's PostgreSQL, in a freshly migrated schema."""
     yield from cluster_on(database_url, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_cluster(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """Like `cluster`, shared by a module's tests (each uses job ids of its own)."""
+    yield from cluster_on(database_url, tmp_path_factory.mktemp("cluster"))
