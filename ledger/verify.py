@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -50,7 +50,7 @@ SELECT_ORPHAN_HASHES: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     """Something that differs: where (job, version, position) and what."""
 
@@ -59,9 +59,17 @@ class Problem:
     job: str
     version: int
     what: str
+    in_log: bool = True
+    """False for a read-model row, which is only broken if the log is sound."""
+
+    @property
+    def order(self) -> tuple[bool, bool, int, str, int]:
+        """The log's problems before the read models', each in log order, and last
+        those no event can be named for."""
+        return (not self.in_log, not self.position, self.position, self.job, self.version)
 
     def __str__(self) -> str:
-        where = f"job {self.job}" if self.job else "read model"
+        where = f"job {self.job}" if self.job else "log" if self.in_log else "read model"
         if self.version:
             where += f" version {self.version}"
         if self.position:
@@ -75,6 +83,8 @@ class Replayed:
 
     stream: str
     steps: list[tuple[Job.Event, int, Job]] = field(default_factory=list)
+    events: int = 0
+    """Events read, whether or not they replayed."""
 
     def upto(self, position: int) -> list[tuple[Job.Event, int, Job]]:
         """The steps a read model at `position` has taken."""
@@ -119,7 +129,7 @@ class Report:
 
     @property
     def first(self) -> Problem | None:
-        return min(self.problems) if self.problems else None
+        return min(self.problems, key=lambda p: p.order) if self.problems else None
 
     def add(self, problems: Sequence[Problem]) -> None:
         room = MAX_PROBLEMS - len(self.problems)
@@ -154,15 +164,16 @@ def verify(
         for check in checks:
             check.start(conn)
         batch: list[Replayed] = []
+        claimed: set[int] = set()
         hashes_ok = True
         with conn.cursor(name="ledger_verify_events") as rows:
             rows.itersize = FETCH
             rows.execute(SQL(SELECT_EVENTS).format(events=events))
-            for replayed, problems in _replay_streams(rows, mapper, orphans):
+            for replayed, problems in _replay_streams(rows, mapper, orphans, claimed):
                 hashes_ok = hashes_ok and not problems
                 report.add(problems)
                 report.streams += 1
-                report.events += len(replayed.steps)
+                report.events += replayed.events
                 batch.append(replayed)
                 if len(batch) >= STREAMS_PER_CHECK:
                     _check(conn, checks, batch, report)
@@ -174,11 +185,12 @@ def verify(
             [
                 Problem(p, "", 0, "a hash is stored for this position but its event is gone")
                 for p in orphans
+                if p not in claimed
             ]
         )
         for check in checks:
             problems, line = check.finish(conn)
-            report.add(problems)
+            report.add([replace(p, in_log=False) for p in problems])
             report.lines.append(line)
         conn.rollback()
     if progress is not None:
@@ -200,13 +212,14 @@ def _check(
     if not batch:
         return
     for check in checks:
-        report.add(check.check(conn, batch))
+        report.add([replace(p, in_log=False) for p in check.check(conn, batch)])
 
 
 def _replay_streams(
-    rows: Iterator[dict[str, Any]], mapper: Mapper[str], orphans: Sequence[int]
+    rows: Iterator[dict[str, Any]], mapper: Mapper[str], orphans: Sequence[int], claimed: set[int]
 ) -> Iterator[tuple[Replayed, list[Problem]]]:
-    """Each stream, replayed, with the problems its events have."""
+    """Each stream, replayed, with the problems its events have (orphaned hashes that
+    name a missing event are added to `claimed`)."""
     current: Replayed | None = None
     problems: list[Problem] = []
     previous_hash = GENESIS
@@ -223,10 +236,11 @@ def _replay_streams(
             current, problems = Replayed(stream), []
             previous_hash, previous_position, previous_version, job = GENESIS, 0, 0, None
         if version != previous_version + 1:
-            problems.append(
-                _missing(stream, previous_version + 1, previous_position, position, orphans)
-            )
+            missing = _missing(stream, previous_version + 1, previous_position, position, orphans)
+            claimed.add(missing.position)
+            problems.append(missing)
         previous_version = version
+        current.events += 1
         stored = None if row["hash"] is None else bytes(row["hash"])
         digest = link(previous_hash, stream, version, row["topic"], state)
         if stored is None:
