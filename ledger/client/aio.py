@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Self, TypeVar
@@ -22,6 +22,7 @@ from ledger.client.models import (
     BatchResult,
     BatchResults,
     ClientError,
+    FeedEvent,
     Job,
     JobChange,
     JsonObject,
@@ -186,7 +187,7 @@ class AsyncLedgerClient:
 
     async def batch(self, events: list[JsonObject]) -> Results:
         """Post `{job_id, type, ...}` events in one request; one result per event, in order."""
-        return (await self._run(calls.batch(events))).results
+        return self._saw((await self._run(calls.batch(events))).results)
 
     def batcher(self, *, max_events: int = 100, interval: float = 1.0) -> AsyncProgressBatcher:
         """A batcher that sends progress events in batches (by count or every `interval` s)."""
@@ -229,7 +230,7 @@ class AsyncLedgerClient:
         start_date: datetime | None = None,
         end_date: datetime | None = None,
         page_size: int = 100,
-    ) -> AsyncIterator[Job]:
+    ) -> AsyncGenerator[Job, None]:
         """Every job that matches, newest first, fetched a page at a time."""
         after: str | None = None
         while True:
@@ -264,17 +265,25 @@ class AsyncLedgerClient:
         return await self._run(calls.stats(group_by, start_date, end_date))
 
     async def events(
-        self,
-        *,
-        after: int = 0,
-        job_type: str | None = None,
-        poll_interval: float = 1.0,
-    ) -> AsyncIterator[JobChange]:
-        """Tail the ledger: each job whose latest event is past `after`, in log order.
+        self, *, after: int = 0, poll_interval: float = 1.0, page_size: int = 1000
+    ) -> AsyncGenerator[FeedEvent, None]:
+        """Tail the tenant's event feed (auditor or admin tokens); see `LedgerClient.events`.
 
-        Polls the job list (the server has no event feed yet); see `LedgerClient.events`.
         Runs until the consumer stops iterating or the task is cancelled.
         """
+        while True:
+            page = await self._run(calls.feed(after, page_size))
+            for event in page.events:
+                yield event
+            after = page.next
+            if len(page.events) < page_size:
+                await asyncio.sleep(poll_interval)
+
+    async def changes(
+        self, *, after: int = 0, job_type: str | None = None, poll_interval: float = 1.0
+    ) -> AsyncGenerator[JobChange, None]:
+        """Watch jobs change by polling the job list, with any token; see
+        `LedgerClient.changes`. Runs until the consumer stops or the task is cancelled."""
         seen = after
         while True:
             reached = await self._reached()
@@ -338,6 +347,11 @@ class AsyncLedgerClient:
         if call.is_write and (position := response.headers.get(calls.POSITION_HEADER)):
             self.position = max(self.position, int(position))
         return response
+
+    def _saw(self, results: Results) -> Results:
+        """Remember the highest position a batch's events got, for read-your-writes."""
+        self.position = max([self.position, *(r.position for r in results if r.position)])
+        return results
 
     @staticmethod
     async def _quietly(record: Any) -> None:
@@ -432,7 +446,7 @@ class AsyncProgressBatcher:
     async def _send(self, call: Call[BatchResults]) -> Results:
         self._unsent = call
         try:
-            results = (await self.client._run(call)).results
+            results = self.client._saw((await self.client._run(call)).results)
         except Unavailable:
             raise  # sent again, with the same idempotency key, by the next flush
         except BaseException:

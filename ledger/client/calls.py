@@ -22,6 +22,7 @@ import msgspec
 from ledger.client.models import (
     ERRORS_BY_STATUS,
     BatchResults,
+    EventPage,
     Job,
     JsonObject,
     Page,
@@ -155,6 +156,7 @@ read_recorded: Final = decoder(Recorded)
 read_running: Final = decoder(RunningJobs)
 read_stats: Final = decoder(Stats)
 read_batch: Final = decoder(BatchResults)
+read_events: Final = decoder(EventPage)
 
 
 def _set(**fields: Any) -> JsonObject:
@@ -234,6 +236,11 @@ def page(
     )
     params["first"] = page_size
     return Call("GET", JOBS, read_page, params=params)
+
+
+def feed(after: int, limit: int) -> Call[EventPage]:
+    """A page of the tenant's event feed after position `after`."""
+    return Call("GET", "/api/v1/events", read_events, params={"after": after, "limit": limit})
 
 
 def running() -> Call[RunningJobs]:

@@ -125,8 +125,29 @@ class BatchResults(Struct, kw_only=True):
     results: list[BatchResult]
 
 
+class FeedEvent(Struct, kw_only=True):
+    """One event of the tenant's feed (`GET /api/v1/events`), as `events()` yields it."""
+
+    type: str
+    """created, started, progress, succeeded, failed, cancelled or deleted."""
+    job_id: str
+    version: int
+    position: int
+    """The event's place in the global log: pass the last one seen as `after` to resume."""
+    occurred_at: str
+    actor: str | None = None
+    request_id: str | None = None
+    tenant: str | None = None
+    data: JsonObject = msgspec.field(default_factory=dict)
+
+
+class EventPage(Struct, kw_only=True):
+    events: list[FeedEvent]
+    next: int
+
+
 class JobChange(Struct, kw_only=True):
-    """A job whose latest event is at `position`, as `events()` reports it."""
+    """A job whose latest event is at `position`, as `changes()` reports it."""
 
     position: int
     job: Job

@@ -19,6 +19,7 @@ from ledger.client.models import (
     BatchResult,
     BatchResults,
     ClientError,
+    FeedEvent,
     Job,
     JobChange,
     JsonObject,
@@ -188,7 +189,7 @@ class LedgerClient:
 
     def batch(self, events: list[JsonObject]) -> Results:
         """Post `{job_id, type, ...}` events in one request; one result per event, in order."""
-        return self._run(calls.batch(events)).results
+        return self._saw(self._run(calls.batch(events)).results)
 
     def batcher(self, *, max_events: int = 100, interval: float = 1.0) -> ProgressBatcher:
         """A batcher that sends progress events in batches (by count or every `interval` s)."""
@@ -265,15 +266,38 @@ class LedgerClient:
         self,
         *,
         after: int = 0,
+        poll_interval: float = 1.0,
+        page_size: int = 1000,
+        stop: threading.Event | None = None,
+    ) -> Iterator[FeedEvent]:
+        """Tail the tenant's event feed: every event after position `after`, in log order,
+        then each new one as it is appended, until `stop` is set.
+
+        The feed is for auditor and admin tokens (others get `Unauthorized`); to resume,
+        pass the `position` of the last event handled as `after`.
+        """
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            page = self._run(calls.feed(after, page_size))
+            yield from page.events
+            after = page.next
+            if len(page.events) < page_size:
+                stop.wait(poll_interval)
+
+    def changes(
+        self,
+        *,
+        after: int = 0,
         job_type: str | None = None,
         poll_interval: float = 1.0,
         stop: threading.Event | None = None,
     ) -> Iterator[JobChange]:
-        """Tail the ledger: each job whose latest event is past `after`, in log order.
+        """Watch jobs change, with any token: each job whose latest event is past `after`,
+        in log order, until `stop` is set.
 
-        This polls the job list (the server has no event feed yet), so it reports a job's
-        state after its latest event: several events between two polls come as one change,
-        and a deleted job is not reported. Stops when `stop` is set.
+        This polls the job list, so it reports a job's state after its latest event:
+        several events between two polls come as one change, and a deleted job is not
+        reported. `events()` gives every event, to auditor and admin tokens.
         """
         seen = after
         stop = stop or threading.Event()
@@ -343,6 +367,11 @@ class LedgerClient:
         if call.is_write and (position := response.headers.get(calls.POSITION_HEADER)):
             self.position = max(self.position, int(position))
         return response
+
+    def _saw(self, results: Results) -> Results:
+        """Remember the highest position a batch's events got, for read-your-writes."""
+        self.position = max([self.position, *(r.position for r in results if r.position)])
+        return results
 
     @staticmethod
     def _quietly(record: Any, *args: Any, **kwargs: Any) -> None:
@@ -451,7 +480,7 @@ class ProgressBatcher:
     def _send(self, call: Call[BatchResults]) -> Results:
         self._unsent = call
         try:
-            results = self.client._run(call).results
+            results = self.client._saw(self.client._run(call).results)
         except Unavailable:
             raise  # sent again, with the same idempotency key, by the next flush
         except BaseException:

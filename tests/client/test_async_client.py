@@ -40,12 +40,12 @@ async def test_list_iterates_over_every_page(base_url: str, token: str) -> None:
     assert listed == ["job-4", "job-3", "job-2", "job-1", "job-0"]
 
 
-async def test_events_tails_changes(base_url: str, token: str) -> None:
+async def test_changes_reports_changed_jobs(base_url: str, token: str) -> None:
     async with AsyncLedgerClient(base_url, token) as client:
         seen: list[JobChange] = []
 
         async def tail() -> None:
-            async for change in client.events(poll_interval=0.05):
+            async for change in client.changes(poll_interval=0.05):
                 seen.append(change)
                 if change.job.status == "cancelled":
                     return

@@ -108,14 +108,14 @@ def test_stats_and_running_answer_typed(client: LedgerClient) -> None:
     assert [(job.id, job.progress) for job in running] == [("job-0", 30)]
 
 
-def test_events_reports_each_changed_job_in_log_order(client: LedgerClient) -> None:
+def test_changes_reports_each_changed_job_in_log_order(client: LedgerClient) -> None:
     client.create_job("export", id="job-old")
     mark = client.position
     stop = threading.Event()
     seen: list[JobChange] = []
 
     def tail() -> None:
-        for change in client.events(after=mark, poll_interval=0.05, stop=stop):
+        for change in client.changes(after=mark, poll_interval=0.05, stop=stop):
             seen.append(change)
             if change.job.id == "job-b" and change.job.status == "running":
                 stop.set()
