@@ -38,6 +38,8 @@ CHANNEL: Final = "ledger_events"
 POLL: Final = 1.0
 """Longest wait between reads of the log when a NOTIFY goes missing."""
 STREAMS_KEY: Final = "ledger_feed_streams"
+LISTENER_NAME: Final = "ledger-feed"
+"""application_name of the streams' LISTEN connections, as pg_stat_activity shows them."""
 _encoder: Final = msgspec.json.Encoder()
 
 After = Annotated[
@@ -148,7 +150,9 @@ async def live(
 async def _listen(database_url: str, wake: Callable[[], None]) -> asyncpg.Connection | None:
     """A connection that calls `wake` on each append; None (polling only) if it fails."""
     try:
-        conn = await asyncpg.connect(database_url)
+        conn = await asyncpg.connect(
+            database_url, server_settings={"application_name": LISTENER_NAME}
+        )
         await conn.add_listener(CHANNEL, lambda *_: wake())
     except (OSError, asyncpg.PostgresError) as error:
         log.warning("event feed: cannot LISTEN (%s); polling every %.1f s", error, POLL)
