@@ -19,7 +19,7 @@ from litestar.params import FromPath, QueryParameter
 
 from api.auth import Caller, authenticate, principal_of
 from api.parts import parts_of
-from api.problems import JOB_READ_PROBLEMS
+from api.problems import problem_responses
 from api.schemas import Job, JobList, PageInfo, iso, to_job
 from ledger.domain import JobStatus
 from ledger.errors import JobGone
@@ -101,7 +101,7 @@ def to_history_event(event: LoggedEvent) -> HistoryEvent:
     "/api/v1/jobs/{job_id:str}/events",
     guards=[may_audit],
     tags=["history"],
-    responses=JOB_READ_PROBLEMS,
+    responses=problem_responses(400, 401, 403, 404, 503),
 )
 async def job_events(
     request: Request[Any, Any, Any],
