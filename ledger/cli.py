@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Final, TextIO
 
 import psycopg
 
+from ledger import audit
 from ledger.errors import ConfigurationError, InvalidCommand, LedgerError
 from ledger.logs import configure_logging
 from ledger.server import Shutdown, describe_database, shutdown_on_signals
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     projection_commands = projections.add_subparsers(metavar="COMMAND", required=True)
     run = projection_commands.add_parser("run", help="run the projections until interrupted")
     run.set_defaults(command=_run_projections, long_running=True)
+    audit.add_projection_commands(projection_commands)
 
     tokens = commands.add_parser("tokens", help="API bearer tokens")
     token_commands = tokens.add_subparsers(metavar="COMMAND", required=True)
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(command=_revoke_token)
 
     _add_credential_commands(commands)
+    audit.add_commands(commands)
     return parser
 
 
