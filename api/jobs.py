@@ -136,7 +136,8 @@ class JobsController(Controller):
         guards=[may_write],
         before_request=write_gate,
         status_code=204,
-        responses=WRITE_PROBLEMS,
+        # The handler's declared type would document a JSON body; a 204 has none.
+        responses={**WRITE_PROBLEMS, 204: ResponseSpec(None, description="The job is cancelled")},
     )
     async def cancel_job(
         self, job_id: FromPath[str], writer: NamedDependency[Writer]
