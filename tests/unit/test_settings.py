@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+import ledger.settings
 from ledger.errors import ConfigurationError
 from ledger.settings import Settings, parse_database_url
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_defaults_serve_locally_on_the_embedded_database() -> None:
@@ -42,6 +46,12 @@ def test_every_variable_is_read() -> None:
             "LEDGER_POOL_MAX_SIZE": "4",
             "LEDGER_POLL_INTERVAL": "0.25",
             "LEDGER_SECRET_KEY": "a-fernet-key",
+            "LEDGER_MAX_HEADER_BYTES": "4096",
+            "LEDGER_REQUEST_TIMEOUT": "12.5",
+            "LEDGER_KEEP_ALIVE_TIMEOUT": "2",
+            "LEDGER_DATABASE_TIMEOUT": "3",
+            "LEDGER_RATE_LIMIT": "20",
+            "LEDGER_RATE_BURST": "40",
         }
     )
 
@@ -61,6 +71,12 @@ def test_every_variable_is_read() -> None:
         pool_max_size=4,
         poll_interval=0.25,
         secret_key="a-fernet-key",
+        max_header_bytes=4096,
+        request_timeout=12.5,
+        keep_alive_timeout=2.0,
+        database_timeout=3,
+        rate_limit=20.0,
+        rate_burst=40,
     )
 
 
@@ -138,3 +154,13 @@ def test_a_socket_url_like_the_embedded_servers_splits_into_its_parts() -> None:
 def test_a_url_that_is_not_postgresql_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="LEDGER_DATABASE_URL"):
         parse_database_url("mysql://root@localhost/test")
+
+
+def test_every_variable_is_in_the_readmes_configuration_table() -> None:
+    source = Path(ledger.settings.__file__).read_text(encoding="utf-8")
+    names = set(re.findall(r'"(LEDGER_[A-Z_]+)"', source))
+    readme = README.read_text(encoding="utf-8")
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+
+    assert len(names) > 10
+    assert sorted(n for n in names if f"| `{n}` |" not in table) == []
