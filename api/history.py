@@ -18,12 +18,13 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, QueryParameter
 
 from api.auth import Caller, authenticate, principal_of
+from api.params import moment
 from api.parts import parts_of
 from api.problems import problem_responses
 from api.schemas import Job, JobList, PageInfo, iso, to_job
 from ledger.domain import JobStatus
 from ledger.errors import JobGone
-from ledger.history import History, Then
+from ledger.history import History, Then, to_end_of_millisecond
 from ledger.tokens import Role
 from projections.history import HistoryService, LoggedEvent
 from projections.rows import JobQuery, StatsQuery, StatsResult, job_row
@@ -71,10 +72,23 @@ async def may_audit(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 
 
 def require_auditor(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
-    """Refuse history reads (as_of, version) to roles other than auditor and admin."""
-    role = principal_of(connection).role
+    """Refuse history reads to roles other than auditor and admin."""
+    _refuse_unless_auditor(principal_of(connection).role)
+
+
+def _require_auditor(caller: Caller) -> None:
+    _refuse_unless_auditor(caller.principal.role)
+
+
+def _refuse_unless_auditor(role: Role) -> None:
     if role not in AUDITORS:
         raise PermissionDeniedException(f"a {role} token may not read history; auditor or admin")
+
+
+def _as_of(raw: str | None) -> datetime:
+    parsed = moment("as_of", raw)
+    assert parsed is not None
+    return to_end_of_millisecond(parsed)
 
 
 def history_of(request: Request[Any, Any, Any]) -> HistoryService:
@@ -123,41 +137,43 @@ async def job_then(
     caller: Caller,
     job_id: str,
     *,
-    as_of: datetime | None,
+    as_of: str | None,
     version: int | None,
 ) -> Response[Job]:
     """The job at `version`, else as of `as_of`, rebuilt from its events (auditor or admin).
 
     404 before the job existed (or for a version it never had), 410 once deleted.
     """
-    require_auditor(request)
+    _require_auditor(caller)
     tenant = caller.tenant_for_job(job_id)
     history = History(parts_of(request.app.state).ledger)
     if version is not None:
         then = await sync_to_thread(history.at_version, tenant, job_id, version)
     else:
-        assert as_of is not None
-        then = await sync_to_thread(history.as_of, tenant, job_id, as_of)
+        then = await sync_to_thread(history.as_of, tenant, job_id, _as_of(as_of))
     job = to_job_then(then)
     return Response(job, headers={"ETag": f'"{job.version}"'})
 
 
-async def jobs_as_of(request: Request[Any, Any, Any], query: JobQuery, as_of: datetime) -> JobList:
+async def jobs_as_of(
+    request: Request[Any, Any, Any], caller: Caller, query: JobQuery, as_of: str
+) -> JobList:
     """The page `query` selects of the jobs as they stood at `as_of` (auditor or admin)."""
-    require_auditor(request)
-    page = await history_of(request).list_as_of(query, as_of)
+    _require_auditor(caller)
+    moment = _as_of(as_of)
+    page = await history_of(request).list_as_of(query, moment)
     history = History(parts_of(request.app.state).ledger)
-    thens = await sync_to_thread(history.many_as_of, page.keys, as_of)
+    thens = await sync_to_thread(history.many_as_of, page.keys, moment)
     info = PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
     return JobList(jobs=[to_job_then(then) for then in thens], page_info=info)
 
 
 async def stats_as_of(
-    request: Request[Any, Any, Any], query: StatsQuery, as_of: datetime
+    request: Request[Any, Any, Any], caller: Caller, query: StatsQuery, as_of: str
 ) -> StatsResult:
     """Statistics of the jobs as they stood at `as_of` (auditor or admin)."""
-    require_auditor(request)
-    return await history_of(request).stats_as_of(query, as_of)
+    _require_auditor(caller)
+    return await history_of(request).stats_as_of(query, _as_of(as_of))
 
 
 def to_job_then(then: Then) -> Job:

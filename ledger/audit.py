@@ -33,7 +33,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     replay.add_argument("job_id", metavar="JOB_ID", help="the job's id, or TENANT/JOB_ID")
     replay.add_argument("--tenant", help="the job's tenant (unless JOB_ID names it)")
     replay.add_argument(
-        "--as-of", type=_moment, help="stop at this ISO 8601 time (without an offset: UTC)"
+        "--as-of",
+        type=_moment,
+        help="stop after this ISO 8601 time, its whole millisecond (without an offset: UTC)",
     )
     replay.set_defaults(command=_replay)
 
@@ -219,4 +221,7 @@ def _moment(raw: str) -> datetime:
         parsed = datetime.fromisoformat(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {raw!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    from ledger.history import to_end_of_millisecond
+
+    utc = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return to_end_of_millisecond(utc)

@@ -119,6 +119,15 @@ class History:
 Projector = Callable[[Job | None, Iterable[Job.Event]], Job | None]
 
 
+def to_end_of_millisecond(moment: datetime) -> datetime:
+    """The last instant of the millisecond `moment` falls in.
+
+    Times are shown to the millisecond, so "as of 10:00:00.123" means after everything
+    that happened within that millisecond, the event shown with that time included.
+    """
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000 + 999)
+
+
 def until(moment: datetime) -> Projector:
     """A repository projector that stops before the first event after `moment`."""
 
