@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,28 +16,21 @@ from api.app import create_app
 from ledger.settings import Settings
 from ledger.tokens import TokenStore
 from tests.api.helpers import Client, Headers
-from tests.e2e.processes import Ledger
+from tests.e2e.processes import Ledger, ledger_command
 
 REPO = Path(__file__).resolve().parents[2]
-LEDGER = [sys.executable, "-m", "tests.audit.ledger_command"]
 
 
 @dataclass
 class Commands(Ledger):
-    """Runs `ledger` commands, the auditors' ones included, as real processes."""
+    """Runs `ledger` commands as real processes, and starts ones to watch or kill."""
 
     processes: list[subprocess.Popen[str]] = field(default_factory=list)
-
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*LEDGER, *args], env=self.env, cwd=self.cwd, capture_output=True, text=True,
-            stdin=subprocess.DEVNULL, timeout=timeout, check=False,
-        )  # fmt: skip
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         """Start a command and leave it running; its output comes through pipes."""
         process = subprocess.Popen(
-            [*LEDGER, *args], env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+            [*ledger_command(), *args], env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self.processes.append(process)
