@@ -127,6 +127,8 @@ async def write_gate(request: Request[Any, Any, Any]) -> Response[bytes] | None:
             return await refuse(request, key, decode_problem(error))
         except RecursionError:
             return await refuse(request, key, MalformedJson("nested too deeply"))
+        except UnicodeDecodeError:  # msgspec raises it, not DecodeError, for invalid UTF-8
+            return await refuse(request, key, MalformedJson("the body is not valid UTF-8"))
         if (bad := unstorable(msgspec.to_builtins(decoded))) is not None:
             return await refuse(request, key, BadField(*bad))
     return None
