@@ -40,8 +40,13 @@ def split_values(field: str, values: list[str] | None) -> tuple[str, ...]:
     found = tuple(v for raw in values or () for v in raw.split(",") if v)
     for value in found:
         if not _ID.match(value):
-            raise BadField(field, f"{value!r} is not a valid {field}")
+            raise BadField(field, f"{shown(value)} is not a valid {field}")
     return found
+
+
+def shown(value: str, limit: int = 64) -> str:
+    """A client's value as quoted in a problem: cut short, so a huge one isn't sent back."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} chars)"
 
 
 def statuses(values: list[str] | None) -> tuple[str, ...]:
