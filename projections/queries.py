@@ -118,6 +118,9 @@ class JobQueryService:
 
     async def get_job(self, tenant: str, job_id: str) -> JobRow:
         """The job's row; JobNotFound if never created, JobGone if deleted."""
+        if "\x00" in tenant or "\x00" in job_id:
+            # PostgreSQL text cannot hold U+0000 (it would refuse the query): no such job.
+            raise JobNotFound(job_id)
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(SELECT_JOB, tenant, job_id)
             if row is not None:
