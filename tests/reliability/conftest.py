@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from psycopg import sql
 
 from ledger.migrate import migrate
@@ -18,11 +19,17 @@ from tests.reliability.harness import ADMIN_TOKEN, Cluster, environment
 
 def cluster_on(url: str, tmp_path: Path, **env: str) -> Iterator[Cluster]:
     schema = f"rel_{secrets.token_hex(6)}"
+    # One key for the test and its servers, so credentials made here can be read there.
+    key = Fernet.generate_key().decode()
     settings = Settings(
-        database_url=url, database_schema=schema, admin_token=ADMIN_TOKEN, data_dir=tmp_path
+        database_url=url,
+        database_schema=schema,
+        admin_token=ADMIN_TOKEN,
+        data_dir=tmp_path,
+        secret_key=key,
     )
     migrate(settings)
-    ledger = Ledger(env=environment(url, schema, **env), cwd=tmp_path)
+    ledger = Ledger(env=environment(url, schema, LEDGER_SECRET_KEY=key, **env), cwd=tmp_path)
     try:
         yield Cluster(settings, ledger)
     finally:
