@@ -165,7 +165,9 @@ async def jobs_as_of(
     history = History(parts_of(request.app.state).ledger)
     thens = await sync_to_thread(history.many_as_of, page.keys, moment)
     info = PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
-    return JobList(jobs=[to_job_then(then) for then in thens], page_info=info)
+    # An interval not yet closed by a Deleted the intervals have still to take.
+    alive = [then for then in thens if then.job.status is not JobStatus.DELETED]
+    return JobList(jobs=[to_job_then(then) for then in alive], page_info=info)
 
 
 async def stats_as_of(
