@@ -64,7 +64,8 @@ def _bar(label: str, out: TextIO) -> Iterator[Update]:
 
     class EventsPerSecond(ProgressColumn):
         def render(self, task: Task) -> Text:
-            return Text(f"{task.speed or 0:,.0f} events/s")
+            # The mean over the run: rich's own speed needs seconds of samples.
+            return Text(rate(int(task.completed), task.elapsed or 0.0))
 
     columns = (
         TextColumn("{task.description}"),

@@ -3,7 +3,10 @@ broken event when a stored event is edited or deleted with SQL, or a read-model 
 
 from __future__ import annotations
 
+import os
+import pty
 import re
+import subprocess
 import threading
 
 import psycopg
@@ -17,6 +20,7 @@ from projections.check import row_checks
 from projections.pump import catch_up
 from projections.runner import ProjectionsRunner
 from tests.audit.conftest import Commands
+from tests.e2e.processes import ledger_command
 from tests.property.workload import write_backlog
 
 CTX = Context(actor="tok-audit", request_id="req-audit")
@@ -186,3 +190,37 @@ def test_verify_reads_one_snapshot_while_writes_and_projections_go_on(
 
     assert [r.problems for r in reports] == [[], [], []]
     assert reports[0].events < reports[-1].events
+
+
+def test_on_a_terminal_verify_and_rebuild_draw_progress_bars_with_a_rate(
+    settings: Settings, ledger: JobLedger, cli: Commands
+) -> None:
+    write_backlog(ledger, jobs=20)
+    catch_up(settings)
+
+    for args in (["verify"], ["projections", "rebuild", "jobs"]):
+        status, out = on_a_terminal(cli, *args)
+
+        assert status == 0, out
+        assert "━" in out and "events/s" in out, out  # rich's bar, and the rate beside it
+
+
+def on_a_terminal(cli: Commands, *args: str) -> tuple[int, str]:
+    """Run `ledger` with its output on a pseudo-terminal; its status and what it wrote."""
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [*ledger_command(), *args], env={**cli.env, "COLUMNS": "100"}, cwd=cli.cwd,
+        stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary,
+    )  # fmt: skip
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closes when the process exits
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    return process.wait(30), b"".join(chunks).decode(errors="replace")
