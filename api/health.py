@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, get
 
 from api.parts import parts_of
-from api.problems import Unavailable
+from api.problems import Unavailable, problem_responses
 
 log = logging.getLogger("api")
 
@@ -37,7 +37,7 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@get("/ready", tags=["health"])
+@get("/ready", tags=["health"], responses=problem_responses(503))
 async def ready(request: Request[Any, Any, Any]) -> Readiness:
     """Ready when the database answers (else 503); says how far the projections lag the log."""
     parts = parts_of(request.app.state)

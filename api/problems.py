@@ -369,9 +369,10 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-READ_PROBLEMS: Final = problem_responses(400, 401, 403, 503)
-JOB_READ_PROBLEMS: Final = problem_responses(400, 401, 403, 404, 410, 503)
-WRITE_PROBLEMS: Final = problem_responses(400, 401, 403, 404, 409, 410, 412, 413, 422)
+# 429 only when LEDGER_RATE_LIMIT is set; 503 when the database does not answer.
+READ_PROBLEMS: Final = problem_responses(400, 401, 403, 429, 503)
+JOB_READ_PROBLEMS: Final = problem_responses(400, 401, 403, 404, 410, 429, 503)
+WRITE_PROBLEMS: Final = problem_responses(400, 401, 403, 404, 409, 410, 412, 413, 422, 429, 503)
 
 
 # -- wiring ------------------------------------------------------------------------------
