@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -12,6 +14,7 @@ from api.ratelimit import RateLimiter, TooManyRequests
 from ledger.settings import Settings
 from ledger.tokens import TokenStore
 from tests.api.helpers import assert_problem
+from tests.reliability.harness import Cluster, bearer
 
 
 class Clock:
@@ -77,3 +80,20 @@ async def test_without_a_rate_limit_nothing_is_refused(settings: Settings) -> No
             (await client.get("/api/v1/stats", headers=headers)).status_code for _ in range(60)
         ]
     assert set(answers) == {200}
+
+
+@pytest.mark.reliability
+def test_a_served_process_limits_each_credential(cluster: Cluster) -> None:
+    store = TokenStore(cluster.settings)
+    busy, quiet = store.create("acme", "writer")[1], store.create("acme", "reader")[1]
+    served = cluster.serve(LEDGER_RATE_LIMIT="2", LEDGER_RATE_BURST="5")
+    with httpx.Client(base_url=served.url, timeout=10) as http:
+        answers = [http.get("/api/v1/jobs", headers=bearer(busy)) for _ in range(8)]
+        assert [a.status_code for a in answers[:5]] == [200] * 5
+        refused = answers[-1]
+        assert refused.status_code == 429
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert http.get("/api/v1/jobs", headers=bearer(quiet)).status_code == 200
+        time.sleep(int(refused.headers["retry-after"]))
+        assert http.get("/api/v1/jobs", headers=bearer(busy)).status_code == 200
