@@ -13,6 +13,7 @@ const SVG = "http://www.w3.org/2000/svg";
 
 const state = {
   jobType: "", rangeDays: "30", timer: null, ticks: 0, stats: [], busy: false, wantFull: false,
+  position: 0, live: "poll", feed: null, soon: null,
 };
 
 class ApiError extends Error {
@@ -45,20 +46,31 @@ function svg(tag, attrs, text) {
 
 // -- the API --------------------------------------------------------------------------
 
-async function api(path, query) {
+function apiUrl(path, query) {
   const url = new URL(path, location.origin);
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
   }
   const tenant = sessionStorage.getItem(TENANT_KEY);
   if (tenant) url.searchParams.set("tenant", tenant);
-  const response = await fetch(url, {
-    headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}`, Accept: "application/json" },
+  return url;
+}
+
+function authorization() {
+  return `Bearer ${sessionStorage.getItem(TOKEN_KEY)}`;
+}
+
+async function api(path, query) {
+  const response = await fetch(apiUrl(path, query), {
+    headers: { Authorization: authorization(), Accept: "application/json" },
     cache: "no-store",
     credentials: "omit",
   });
-  const position = response.headers.get("X-Ledger-Position");
-  if (position) $("freshness").textContent = `log position ${position}`;
+  const position = Number(response.headers.get("X-Ledger-Position"));
+  if (position) {
+    state.position = Math.max(state.position, position);
+    showFreshness();
+  }
   if (!response.ok) {
     const problem = await response.json().catch(() => ({}));
     throw new ApiError(response.status, problem.detail || response.statusText);
@@ -256,6 +268,12 @@ function progressBar(job) {
   }, fill, el("span", { class: "label" }, `${job.progress}%`));
 }
 
+function setProgress(bar, progress) {
+  bar.setAttribute("aria-valuenow", String(progress));
+  bar.querySelector(".fill").style.width = `${progress}%`;
+  bar.querySelector(".label").textContent = `${progress}%`;
+}
+
 function renderRunning(jobs) {
   const body = $("running").tBodies[0];
   const shown = jobs.filter((job) => !state.jobType || job.job_type === state.jobType);
@@ -268,10 +286,7 @@ function renderRunning(jobs) {
         el("td", {}, progressBar(job)), el("td", {}, when(job.start_time)));
     } else {
       // Update in place, so the bar's width transition shows the movement.
-      const bar = row.querySelector(".progress");
-      bar.setAttribute("aria-valuenow", String(job.progress));
-      bar.querySelector(".fill").style.width = `${job.progress}%`;
-      bar.querySelector(".label").textContent = `${job.progress}%`;
+      setProgress(row.querySelector(".progress"), job.progress);
     }
     return row;
   });
@@ -376,6 +391,90 @@ function route() {
   else $("job-detail").hidden = true;
 }
 
+// -- the live event feed --------------------------------------------------------------
+// Auditor and admin tokens may read GET /api/v1/events as Server-Sent Events. It is read
+// with fetch (EventSource cannot send an Authorization header). While it flows, progress
+// events move the bars at once and other events refresh what they change; polling slows
+// down to a safety net. Other tokens, or a server without the feed, keep polling.
+
+function showFreshness() {
+  const how = state.live === "feed" ? "live feed" : `polling every ${POLL_MS / 1000} s`;
+  $("freshness").textContent = `${how} · log position ${state.position}`;
+  document.body.dataset.live = state.live;
+}
+
+function refreshSoon(full) {
+  state.wantFull ||= full;
+  clearTimeout(state.soon);
+  state.soon = setTimeout(() => refresh(false), 150);
+}
+
+function onFeedEvent(event) {
+  state.position = Math.max(state.position, event.position);
+  const data = event.data || {};
+  const bar = document.querySelector(`#running .progress[data-job-id="${CSS.escape(event.job_id)}"]`);
+  if (event.type === "progress" && bar) {
+    if (data.progress !== null && data.progress !== undefined) setProgress(bar, data.progress);
+  } else {
+    refreshSoon(event.type !== "progress");
+  }
+  showFreshness();
+}
+
+function onFeedBlock(block) {
+  const data = block.split("\n").filter((line) => line.startsWith("data:"))
+    .map((line) => line.slice(5).trimStart()).join("\n");
+  if (!data) return; // a heartbeat
+  try {
+    onFeedEvent(JSON.parse(data));
+  } catch (error) {
+    $("board-error").textContent = `Unreadable feed event: ${error.message}`;
+  }
+}
+
+async function followFeed() {
+  const controller = new AbortController();
+  state.feed = controller;
+  let response = null;
+  try {
+    response = await fetch(apiUrl("/api/v1/events", { after: state.position }), {
+      headers: { Authorization: authorization(), Accept: "text/event-stream" },
+      cache: "no-store", credentials: "omit", signal: controller.signal,
+    });
+  } catch (error) {
+    response = null;
+  }
+  if (!response || !response.ok || !response.body) {
+    // 403: this token may not read the feed; 404: a server without it. Keep polling.
+    state.live = "poll";
+    showFreshness();
+    return;
+  }
+  state.live = "feed";
+  showFreshness();
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const chunk = await reader.read().catch(() => ({ done: true }));
+    if (chunk.done) break;
+    buffer += chunk.value.replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      onFeedBlock(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+    }
+  }
+  state.live = "poll";
+  showFreshness();
+  if (!controller.signal.aborted) setTimeout(followFeed, 3000); // resumes after `position`
+}
+
+function stopFeed() {
+  if (state.feed) state.feed.abort();
+  state.feed = null;
+  state.live = "poll";
+}
+
 // -- the loop -------------------------------------------------------------------------
 
 async function refresh(full) {
@@ -415,6 +514,7 @@ async function refresh(full) {
 function tick() {
   const full = state.ticks % STATS_EVERY === 0;
   state.ticks += 1;
+  if (state.live === "feed" && !full) return; // the feed brings what changes
   refresh(full);
 }
 
@@ -424,13 +524,18 @@ function start() {
   $("forget-token").hidden = false;
   state.ticks = 0;
   clearInterval(state.timer);
-  tick();
+  stopFeed();
+  refresh(true).then(() => {
+    if (sessionStorage.getItem(TOKEN_KEY)) followFeed();
+  });
+  state.ticks = 1;
   state.timer = setInterval(tick, POLL_MS);
   route();
 }
 
 function signOut(message) {
   clearInterval(state.timer);
+  stopFeed();
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.removeItem(TENANT_KEY);
   delete document.body.dataset.loaded;

@@ -16,9 +16,10 @@ from ledger.client import LedgerClient
 from ledger.settings import Settings
 from ledger.tokens import TokenStore
 from tests.client.server import serve
+from tests.dashboard.helpers import POLL_MS
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM: Final = Path(os.environ.get("LEDGER_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS: Final = [
@@ -84,3 +85,15 @@ def screenshots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("LEDGER_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture
+def page(browser: Browser, base_url: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.goto(f"{base_url}/dashboard?poll_ms={POLL_MS}")
+    yield opened
+    context.close()
+    assert errors == [], errors

@@ -2,58 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from ledger.client import LedgerClient
-
-POLL_MS = 250
-
-
-def seed(writer: LedgerClient) -> None:
-    """Five jobs of two types, one in each status."""
-    writer.create_job("export", id="exp-done")
-    with writer.run("exp-done"):
-        pass
-    writer.create_job("export", id="exp-failed")
-    writer.start("exp-failed")
-    writer.fail("exp-failed", "disk full on /var/spool <script>alert(1)</script>")
-    writer.create_job("export", id="exp-running")
-    writer.start("exp-running")
-    writer.progress("exp-running", 20, current_step="copying")
-    writer.create_job("full_sync", id="sync-pending")
-    writer.create_job("full_sync", id="sync-cancelled")
-    writer.cancel("sync-cancelled", "superseded")
-
-
-@pytest.fixture
-def page(browser: Browser, base_url: str) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.goto(f"{base_url}/dashboard?poll_ms={POLL_MS}")
-    yield opened
-    context.close()
-    assert errors == [], errors
-
-
-def sign_in(page: Page, token: str) -> None:
-    expect(page.locator("#login")).to_be_visible()
-    page.fill("#token-input", token)
-    page.click("#token-form button[type=submit]")
-    expect(page.locator("body[data-loaded=true]")).to_have_count(1)
-
-
-def counts(page: Page) -> dict[str, int]:
-    names = ("total", "pending", "running", "completed", "failed", "cancelled")
-    return {name: int(page.text_content(f"#count-{name}") or "-1") for name in names}
+from tests.dashboard.helpers import counts, seed, sign_in
 
 
 def test_the_page_shows_the_api_numbers_and_a_progress_bar_moves(
@@ -155,3 +112,9 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(base_url: str) -
         static = httpx.get(f"{base_url}/dashboard/static/{name}")
         assert static.status_code == 200 and static.content
     assert httpx.get(f"{base_url}/dashboard/static/../app.py").status_code == 404
+
+
+def test_a_reader_token_polls(page: Page, token: str) -> None:
+    sign_in(page, token)
+    expect(page.locator("body[data-live=poll]")).to_have_count(1)
+    expect(page.locator("#freshness")).to_contain_text("polling every")
