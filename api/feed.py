@@ -96,7 +96,9 @@ async def event_feed(
         start = _last_event_id(request.headers.get("last-event-id"), after)
         url = parts_of(request.app.state).settings.database_url or ""
         stream = live(history, url, tenant, start, heartbeat, streams_of(request.app.state))
-        return ServerSentEvent(stream, headers={"Cache-Control": "no-cache"})
+        # No caching, and no buffering by proxies that honour X-Accel-Buffering (nginx).
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return ServerSentEvent(stream, headers=headers)
     events = await history.feed(tenant, after, limit)
     return Response(
         EventFeed(
