@@ -285,7 +285,3 @@ def _missing(stream: str, version: int, before: int, after: int, orphans: Sequen
     where = "" if position else f" (between positions {before} and {after})"
     return Problem(position or after, stream, version, f"the event is missing from the log{where}")
 
-
-def rate(events: int, seconds: float) -> str:
-    """Events per second, for people."""
-    return f"{events / seconds:,.0f} events/s" if seconds > 0 else "-"
