@@ -122,6 +122,7 @@ def test_half_capacity_soak_holds_latency_and_memory_flat(cluster: Cluster, tmp_
     capacity.run()
     assert {s for _, _, s in capacity.samples} <= {200, 201}
     rate = capacity.throughput / 2
+    cluster.wait_projected(served.url)  # the soak starts with no backlog from the burst
 
     rss_start = rss(served.process.pid)
     soak = Load(served.url, token, SOAK_SECONDS, rate, "soak")
