@@ -166,6 +166,9 @@ DATABASE_DOWN: Final = (
     psycopg.InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # What asyncpg raises when the server goes away in the middle of a query
+    # ("cannot switch to state ...; another operation is in progress").
+    asyncpg.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,
     ConnectionError,
     OSError,
