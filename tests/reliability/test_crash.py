@@ -43,11 +43,11 @@ def test_kill_9_while_eight_clients_write_loses_no_acknowledged_write(cluster: C
     replayed = 0
     versions = {w.job_id: w.version for w in acked}
     with httpx.Client(base_url=second.url, headers=bearer(token), timeout=20) as http:
-        for write in writers.pending:
-            retry = http.post(write.path, json=write.body, headers={"Idempotency-Key": write.key})
+        for cut in writers.pending:
+            retry = http.post(cut.path, json=cut.body, headers={"Idempotency-Key": cut.key})
             assert retry.status_code in (200, 201), retry.text
             replayed += retry.headers.get("idempotent-replayed") == "true"
-            job_id, step = write.key.split("/")
+            job_id, step = cut.key.split("/")
             versions[job_id] = max(versions.get(job_id, 0), int(step) + 1)
     topics = assert_streams_gap_free(cluster.events())
     assert {s for s in topics} == {stream_id("acme", j) for j in versions}

@@ -126,8 +126,8 @@ def test_a_database_outage_is_answered_503_and_recovered_from(
 
     # Writes cut off by the outage are retried with their keys, and apply once.
     with httpx.Client(base_url=served.url, headers=bearer(token), timeout=20) as http:
-        for write in writers.pending:
-            retry = http.post(write.path, json=write.body, headers={"Idempotency-Key": write.key})
+        for cut in writers.pending:
+            retry = http.post(cut.path, json=cut.body, headers={"Idempotency-Key": cut.key})
             assert retry.status_code in (200, 201), retry.text
     events = {(e["stream"], e["version"]): e["position"] for e in cluster.events()}
     for write in writers.acked:

@@ -14,7 +14,6 @@ from litestar.testing import AsyncTestClient
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
-import ledger.tokens
 from api.app import create_app
 from ledger.settings import Settings
 from ledger.tokens import TokenStore, secret_matches, split_token
@@ -47,7 +46,7 @@ def test_secrets_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) 
         compared.append((a, b))
         return original(a, b)
 
-    monkeypatch.setattr(ledger.tokens.hmac, "compare_digest", spy)
+    monkeypatch.setattr("ledger.tokens.hmac.compare_digest", spy)
     stored = hashlib.sha256(b"right").digest()
     assert secret_matches("right", stored)
     assert not secret_matches("wrong", stored)
