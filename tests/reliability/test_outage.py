@@ -81,8 +81,11 @@ class Readers:
                 time.sleep(0.02)
 
 
+# fast: a clean shutdown that ends every session; immediate: as if the server crashed
+# (no checkpoint, crash recovery when it starts again).
+@pytest.mark.parametrize("stop_mode", ["fast", "immediate"])
 def test_a_database_outage_is_answered_503_and_recovered_from(
-    private_cluster: tuple[Cluster, PrivatePostgres],
+    private_cluster: tuple[Cluster, PrivatePostgres], stop_mode: str
 ) -> None:
     cluster, postgres = private_cluster
     _, token = TokenStore(cluster.settings).create("acme", "writer")
@@ -94,7 +97,7 @@ def test_a_database_outage_is_answered_503_and_recovered_from(
     wait_until(lambda: len(writers.acked) >= 40, timeout=30)
     acked_before = len(writers.acked)
 
-    postgres.stop("fast")
+    postgres.stop(stop_mode)
     stopped = time.monotonic()
     during = len(readers.answers), len(writers.statuses)
     ready = httpx.get(f"{served.url}/ready", timeout=LONGEST_ANSWER)
