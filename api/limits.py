@@ -2,9 +2,10 @@
 
 The body's limit is Litestar's `request_max_body_size` (413). Headers over
 `max_header_bytes` are answered 431; uvicorn drops a request head a good deal larger
-still before it is parsed. A request still unanswered after `request_timeout`
-seconds is answered 503 with Retry-After: a write cut short may still commit, and a
-retry with the same Idempotency-Key replays its answer without writing twice.
+still before it is parsed. A request that has not begun its answer after
+`request_timeout` seconds is answered 503 with Retry-After (a stream, once begun, is
+not cut): a write cut short may still commit, and a retry with the same
+Idempotency-Key replays its answer without writing twice.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ log: Final = logging.getLogger("api")
 
 
 class RequestLimits(ASGIMiddleware):
-    """431 for oversized headers, 503 for a request that outruns its time."""
+    """431 for oversized headers, 503 for a request whose answer has not begun in time."""
 
     scopes = (ScopeType.HTTP,)
 
@@ -43,14 +44,16 @@ class RequestLimits(ASGIMiddleware):
             await answer(send, scope, problem)
             return
         started = False
+        limit = asyncio.timeout(self.timeout)
 
         async def sending(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                # The answer has begun: a stream (the live event feed) runs on unlimited.
+                limit.reschedule(None)
             await send(message)
 
-        limit = asyncio.timeout(self.timeout)
         try:
             async with limit:
                 await next_app(scope, receive, sending)

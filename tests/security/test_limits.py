@@ -3,12 +3,17 @@ LEDGER_REQUEST_TIMEOUT is 503 with Retry-After, bodies over LEDGER_MAX_BODY_BYTE
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
+from litestar import Litestar, get
+from litestar.response import Stream
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from api.limits import RequestLimits
 from ledger.settings import Settings
 from tests.api.helpers import ADMIN, assert_problem
 
@@ -60,3 +65,26 @@ async def test_a_body_over_the_limit_is_413(settings: Settings) -> None:
             "/api/v1/jobs", content=body, headers={**ADMIN, "Content-Type": "application/json"}
         )
         assert_problem(answer, 413, "body-too-large")
+
+
+async def test_a_stream_once_begun_is_not_cut_by_the_timeout() -> None:
+    async def ticks() -> AsyncIterator[bytes]:
+        for n in range(4):
+            await asyncio.sleep(0.25)
+            yield f"tick {n}\n".encode()
+
+    @get("/stream", sync_to_thread=False)
+    async def stream() -> Stream:
+        return Stream(ticks())
+
+    @get("/slow")
+    async def slow() -> str:
+        await asyncio.sleep(2)
+        return "late"
+
+    app = Litestar([stream, slow], middleware=[RequestLimits(16384, timeout=0.5)])
+    async with AsyncTestClient(app) as client:
+        streamed = await client.get("/stream")
+        assert streamed.status_code == 200
+        assert streamed.text == "".join(f"tick {n}\n" for n in range(4))  # 1 s, past 0.5 s
+        assert_problem(await client.get("/slow"), 503, "request-timeout")
