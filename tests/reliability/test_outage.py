@@ -56,6 +56,7 @@ class Readers:
     def __init__(self, url: str, token: str, count: int) -> None:
         self.url, self.token = url, token
         self.answers: list[tuple[str, int, float, str | None]] = []
+        self.not_problems: list[str] = []
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(count)]
 
@@ -78,6 +79,9 @@ class Readers:
                     took = time.monotonic() - began
                     retry_after = answer.headers.get("retry-after")
                     self.answers.append((path, answer.status_code, took, retry_after))
+                    kind = answer.headers.get("content-type", "")
+                    if answer.status_code >= 400 and not kind.startswith("application/problem"):
+                        self.not_problems.append(f"GET {path} {answer.status_code} {kind}")
                 time.sleep(0.02)
 
 
@@ -116,6 +120,7 @@ def test_a_database_outage_is_answered_503_and_recovered_from(
     readers.join()
 
     assert writers.unexpected == []
+    assert readers.not_problems == []  # every refusal is a problem+json, never an error page
     statuses = [s for _, s, _, _ in readers.answers] + [s for s, _, _ in writers.statuses]
     assert {s for s in statuses if not 200 <= s < 300} <= {503}, "only 503 during the outage"
     assert any(s == 503 for _, s, _, _ in outage_reads), "reads saw no outage"

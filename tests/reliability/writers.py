@@ -106,6 +106,8 @@ class Writers:
                 job_id = body.get("id") or write.body["id"]
                 self.acked.append(Acked(job_id, body["version"], body["position"]))
                 return True
+            if not answer.headers.get("content-type", "").startswith("application/problem+json"):
+                self.unexpected.append(f"{write.path} {answer.status_code} is no problem+json")
             if answer.status_code == 503 and self.retry_unavailable:
                 if self.stop.is_set():  # it may have committed: left for a retry
                     self.pending.append(write)
