@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,10 @@ def create_app(settings: Settings) -> Litestar:
             tokens = AsyncTokenVerifier(
                 queries.pool, settings.database_schema, settings.admin_token
             )
-            app.state[STATE_KEY] = Parts(settings, ledger, queries, tokens, runner)
+            # Shut down before the ledger closes (the stack unwinds last in, first out).
+            writers = ThreadPoolExecutor(settings.write_threads, thread_name_prefix="ledger-write")
+            stack.callback(writers.shutdown)
+            app.state[STATE_KEY] = Parts(settings, ledger, queries, tokens, runner, writers)
             yield
 
     def provide_queries(request: Request[Any, Any, Any]) -> JobQueryService:

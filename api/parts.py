@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ class Parts:
     queries: JobQueryService
     tokens: AsyncTokenVerifier
     runner: ProjectionsRunner | None
+    writers: ThreadPoolExecutor
+    """Where writes run: each thread waits for its group commit, so there are many."""
 
 
 def parts_of(state: State | dict[str, Any]) -> Parts:

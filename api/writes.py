@@ -8,13 +8,13 @@ is replayed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from litestar import Request, Response
-from litestar.concurrency import sync_to_thread
 from litestar.di import NamedDependency
 from msgspec import UNSET
 
@@ -94,7 +94,9 @@ class Writer:
     def __init__(self, request: Request[Any, Any, Any], caller: Caller) -> None:
         self.request = request
         self.caller = caller
-        self.ledger: JobLedger = parts_of(request.app.state).ledger
+        parts = parts_of(request.app.state)
+        self.ledger: JobLedger = parts.ledger
+        self.writers = parts.writers
         key = request.state.get(KEY_STATE)
         self.key: IdempotencyKey | None = key if isinstance(key, IdempotencyKey) else None
 
@@ -167,7 +169,11 @@ class Writer:
             return rendered[-1]
 
         try:
-            outcomes = await sync_to_thread(perform, (self.key, keep) if self.key else None)
+            # The default executor has a handful of threads; a write's thread waits for
+            # its group commit, so writes get a pool large enough to fill the batches.
+            outcomes = await asyncio.get_running_loop().run_in_executor(
+                self.writers, perform, (self.key, keep) if self.key else None
+            )
         except IdempotencyKeyTaken:
             assert self.key is not None
             return await replay_first(self.request, self.key)

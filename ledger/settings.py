@@ -34,6 +34,8 @@ class Settings:
     min_position_timeout: float = 5.0
     pool_min_size: int = 2
     pool_max_size: int = 10
+    write_threads: int = 64
+    """Threads that carry writes to the group committer (each waits for its commit)."""
     poll_interval: float = 1.0
     secret_key: str | None = None
     """`LEDGER_SECRET_KEY`: encrypts the dialects' signing secrets at rest; None keeps a
@@ -72,6 +74,7 @@ class Settings:
             ),
             pool_min_size=_int(env, "LEDGER_POOL_MIN_SIZE", base.pool_min_size),
             pool_max_size=_int(env, "LEDGER_POOL_MAX_SIZE", base.pool_max_size),
+            write_threads=_int(env, "LEDGER_WRITE_THREADS", base.write_threads),
             poll_interval=_float(env, "LEDGER_POLL_INTERVAL", base.poll_interval),
             secret_key=env.get("LEDGER_SECRET_KEY") or None,
             max_header_bytes=_int(env, "LEDGER_MAX_HEADER_BYTES", base.max_header_bytes),
