@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
 from litestar import Request
+from litestar.di import Provide
 
 from api.parts import Parts, parts_of
 from ledger.credentials import AsyncCredentials, server_key
@@ -90,6 +91,19 @@ async def bearer_principal(request: Request[Any, Any, Any], parts: Parts) -> Pri
 def decode(data: bytes, kind: type[T]) -> T:
     """The body as `kind`; an empty body is `{}`. Raises msgspec errors as they come."""
     return msgspec.json.decode(data or b"{}", type=kind)
+
+
+def documented_body(kind: type[Any]) -> dict[str, Provide]:
+    """Handler dependencies that describe the request body as `kind` in the OpenAPI
+    document. No handler asks for this dependency, so nothing decodes the body before the
+    handler reads its raw bytes (which signatures are checked on); Litestar documents the
+    `data` of a handler's dependencies as its request body."""
+
+    def documented(data: Any) -> None:  # never called
+        return None
+
+    documented.__annotations__ = {"data": kind, "return": None}
+    return {"documented_body": Provide(documented, sync_to_thread=False)}
 
 
 def missing_field(error: msgspec.ValidationError) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from msgspec import Struct
 
 from api.dialects.common import (
@@ -23,6 +24,7 @@ from api.dialects.common import (
     bearer_principal,
     decode,
     dialect_parts,
+    documented_body,
     epoch_ms,
     from_epoch_ms,
 )
@@ -108,6 +110,28 @@ class DataList(Struct, omit_defaults=True):
 class ListTasksResponse(Struct):
     total_num: int
     data_list: list[DataList]
+
+
+class HuaweiErrorBody(Struct):
+    """HSS's error, with the request id in the `X-Request-Id` header."""
+
+    error_code: str
+    """`HSS.xxxx`, or `APIGW.0301` for a refused authentication."""
+    error_msg: str
+
+
+MEANINGS: Final = {
+    400: "A query parameter out of range, or a body that is not JSON or not "
+    "ListTasksRequestBody (HSS.0001)",
+    401: "No X-Auth-Token or signature, or an unknown, revoked or expired one (APIGW.0301)",
+    403: "The caller's project is not `project_id` (HSS.0003)",
+    413: "The body is over the size limit (HSS.0002)",
+    500: "An unexpected error, or the database does not answer (HSS.0500)",
+}
+ERROR_RESPONSES: Final = {
+    status: ResponseSpec(HuaweiErrorBody, description=meaning, generate_examples=False)
+    for status, meaning in MEANINGS.items()
+}
 
 
 class HuaweiError(Exception):
@@ -296,7 +320,12 @@ class HuaweiTasks(Controller):
     tags = ["Huawei Cloud HSS"]  # noqa: RUF012
     exception_handlers = {Exception: _on_error, HTTPException: _on_error}  # noqa: RUF012
 
-    @post("/batch-query", status_code=200)
+    @post(
+        "/batch-query",
+        status_code=200,
+        responses=ERROR_RESPONSES,
+        dependencies=documented_body(ListTasksRequestBody),
+    )
     async def list_tasks(
         self, request: Request[Any, Any, Any], project_id: str
     ) -> ListTasksResponse:

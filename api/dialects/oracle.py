@@ -19,9 +19,10 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.concurrency import sync_to_thread
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from msgspec import Meta, Struct
 
-from api.dialects.common import decode, dialect_parts
+from api.dialects.common import decode, dialect_parts, documented_body
 from api.request_id import request_id_of
 from ledger.commands import Context, NewJob, Start
 from ledger.errors import InvalidCommand, JobAlreadyExists, LedgerError
@@ -64,6 +65,26 @@ class JobDetails(Struct, rename="camel", forbid_unknown_fields=True):
 class Success(Struct, rename="camel"):
     job_name: str
     status: str
+
+
+class OracleErrorBody(Struct, rename="camel"):
+    """An error: `{"errorCode": "<the HTTP status>", "errorMessage"}`."""
+
+    error_code: str
+    error_message: str
+
+
+MEANINGS: Final = {
+    400: "Invalid input: no X-Requested-By header, a body that is not JSON or not "
+    "JobDetails, or a job of this jobName exists",
+    401: "No HTTP Basic credentials, or a wrong username or password (with WWW-Authenticate)",
+    413: "The body is over the size limit",
+    500: "An unexpected error, or the database does not answer",
+}
+ERROR_RESPONSES: Final = {
+    status: ResponseSpec(OracleErrorBody, description=meaning, generate_examples=False)
+    for status, meaning in MEANINGS.items()
+}
 
 
 class OracleError(Exception):
@@ -155,6 +176,8 @@ def _on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes
     "/iam/governance/selfservice/api/v1/scheduler/jobs",
     status_code=200,
     tags=["Oracle Identity Governance"],
+    responses=ERROR_RESPONSES,
+    dependencies=documented_body(JobDetails),
     exception_handlers={Exception: _on_error, HTTPException: _on_error, LedgerError: _on_error},
 )
 async def create_scheduler_job(request: Request[Any, Any, Any]) -> Success:

@@ -17,6 +17,7 @@ import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.concurrency import sync_to_thread
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from msgspec import UNSET, Struct, UnsetType
 
 from api.dialects.common import (
@@ -24,6 +25,7 @@ from api.dialects.common import (
     bearer_principal,
     decode,
     dialect_parts,
+    documented_body,
     iso_ms,
     missing_field,
 )
@@ -212,6 +214,40 @@ class JobsInfo(Struct):
 
 class Empty(Struct):
     """`google.protobuf.Empty`: `{}`."""
+
+
+class SpaceOneErrorDetail(Struct):
+    code: str
+    """`ERROR_...`, as identity names its errors."""
+    message: str
+
+
+class SpaceOneErrorBody(Struct):
+    """The REST gateway's error: `{"detail": {"code", "message"}}`."""
+
+    detail: SpaceOneErrorDetail
+
+
+MEANINGS: Final = {
+    400: "A body that is not JSON or not this request's shape, a required field missing, "
+    "or a filter, key or operator refused",
+    401: "No bearer token, or an unknown, malformed or revoked one",
+    403: "The token's role or domain does not allow this",
+    404: "No such job in the domain (or it was deleted)",
+    409: "The job's state does not allow this",
+    413: "The body is over the size limit",
+    500: "An unexpected error, or the database does not answer",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the errors an operation may answer with."""
+    return {
+        status: ResponseSpec(
+            SpaceOneErrorBody, description=MEANINGS[status], generate_examples=False
+        )
+        for status in statuses
+    }
 
 
 class SpaceOneError(Exception):
@@ -480,7 +516,12 @@ class SpaceOneJobs(Controller):
     tags = ["SpaceONE identity v2"]  # noqa: RUF012
     exception_handlers = {Exception: _on_error, HTTPException: _on_error, LedgerError: _on_error}  # noqa: RUF012
 
-    @post(["/v2/job/get", "/job/get"], status_code=200)
+    @post(
+        ["/v2/job/get", "/job/get"],
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404, 413, 500),
+        dependencies=documented_body(JobRequest),
+    )
     async def get_job(self, request: Request[Any, Any, Any]) -> JobInfo:
         """Gets a specific Job (`{"job_id"}`) -> JobInfo."""
         dialect, principal = await _caller(request)
@@ -489,7 +530,12 @@ class SpaceOneJobs(Controller):
         assert tenant is not None
         return to_job_info(await dialect.parts.queries.get_job(tenant, req.job_id))
 
-    @post(["/v2/job/list", "/job/list"], status_code=200)
+    @post(
+        ["/v2/job/list", "/job/list"],
+        status_code=200,
+        responses=error_responses(400, 401, 403, 413, 500),
+        dependencies=documented_body(JobsQuery),
+    )
     async def list_jobs(self, request: Request[Any, Any, Any]) -> JobsInfo:
         """Lists Jobs matching a core.v2 Query and the shortcut fields -> results, total_count."""
         dialect, principal = await _caller(request)
@@ -499,7 +545,12 @@ class SpaceOneJobs(Controller):
         assert page.total is not None
         return to_jobs_info(page.jobs, page.total, (req.query or Query()).only)
 
-    @post(["/v2/job/stat", "/job/stat"], status_code=200)
+    @post(
+        ["/v2/job/stat", "/job/stat"],
+        status_code=200,
+        responses=error_responses(400, 401, 403, 413, 500),
+        dependencies=documented_body(JobStatQuery),
+    )
     async def stat_jobs(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Statistics of Jobs (a StatisticsQuery's aggregate stages or distinct), in SQL."""
         dialect, principal = await _caller(request)
@@ -514,7 +565,12 @@ class SpaceOneJobs(Controller):
             answer["total_count"] = found.total
         return answer
 
-    @post(["/v2/job/delete", "/job/delete"], status_code=200)
+    @post(
+        ["/v2/job/delete", "/job/delete"],
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404, 409, 413, 500),
+        dependencies=documented_body(JobRequest),
+    )
     async def delete_job(self, request: Request[Any, Any, Any]) -> Empty:
         """Deletes a specific Job: a Deleted event is appended; its history is kept."""
         dialect, principal = await _caller(request)

@@ -11,15 +11,24 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
 from litestar import Request, Response, post
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from msgspec import Struct
 
-from api.dialects.common import DialectParts, decode, dialect_parts, epoch_ms, missing_field
+from api.dialects.common import (
+    DialectParts,
+    decode,
+    dialect_parts,
+    documented_body,
+    epoch_ms,
+    missing_field,
+)
 from api.dialects.signing import parse_tc3, same_signature, tc3_signature
 from api.request_id import request_id_of
 from ledger.credentials import Dialect, Signer
@@ -81,6 +90,32 @@ class Job(Struct, rename="pascal", omit_defaults=True):
 
 class ListJobsResponse(Struct, rename="pascal"):
     job_set: list[Job]
+
+
+class TencentJobSet(Struct, rename="pascal"):
+    job_set: list[Job]
+    request_id: str
+
+
+class TencentApiError(Struct, rename="pascal"):
+    code: str
+    """`AuthFailure.*`, `InvalidAction`, `NoSuchVersion`, `MissingParameter`,
+    `UnknownParameter`, `InvalidParameter`, `ResourceNotFound`, `RequestLimitExceeded` or
+    `InternalError`."""
+    message: str
+
+
+class TencentErrorResult(Struct, rename="pascal"):
+    error: TencentApiError
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TencentAnswer:
+    """Every answer: HTTP 200 with `{"Response": ...}`, the job set or the error (a
+    dataclass: msgspec describes a union of Structs only when they are tagged)."""
+
+    Response: TencentJobSet | TencentErrorResult
 
 
 class TencentError(Exception):
@@ -214,7 +249,20 @@ def _respond(request_id: str, content: dict[str, Any]) -> Response[bytes]:
     return Response(body, status_code=200, media_type="application/json")
 
 
-@post("/", status_code=200, operation_id="tencent_ciam_api", tags=["Tencent Cloud CIAM"])
+@post(
+    "/",
+    status_code=200,
+    operation_id="tencent_ciam_api",
+    tags=["Tencent Cloud CIAM"],
+    dependencies=documented_body(ListJobsRequest),
+    responses={
+        200: ResponseSpec(
+            TencentAnswer,
+            description="`Response.JobSet`, or `Response.Error` for any refusal or failure",
+            generate_examples=False,
+        )
+    },
+)
 async def tencent_api(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Tencent Cloud API 3.0 for CIAM: `X-TC-Action: ListJobs` (version 2022-03-31),
     signed with TC3-HMAC-SHA256. Body `{"UserStoreId", "JobIds"?}` ->
