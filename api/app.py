@@ -18,7 +18,9 @@ from api.auth import provide_caller
 from api.consistency import echo_position, provide_read_position
 from api.dialects import DIALECT_HANDLERS
 from api.events import EventsController
+from api.feed import FEED_HANDLERS
 from api.health import health, ready
+from api.history import HISTORY_HANDLERS
 from api.jobs import JobsController
 from api.limits import RequestLimits
 from api.parts import STATE_KEY, Parts, parts_of
@@ -76,6 +78,8 @@ def create_app(settings: Settings) -> Litestar:
             health,
             ready,
             *DIALECT_HANDLERS,
+            *HISTORY_HANDLERS,
+            *FEED_HANDLERS,
         ],
         lifespan=[lifespan],
         state=State({RATE_LIMITER: rate_limiter(settings)}),

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from api.auth import Caller, may_read, may_write
+from api.history import Version, job_then, jobs_as_of
 from api.idempotency import write_gate
 from api.params import Cursor, Filter, First, Moment, moment, split_values, statuses
 from api.problems import JOB_READ_PROBLEMS, READ_PROBLEMS, WRITE_PROBLEMS
@@ -45,18 +46,21 @@ class JobsController(Controller):
         caller: NamedDependency[Caller],
         queries: NamedDependency[JobQueryService],
         read_position: NamedDependency[int],
+        request: Request[Any, Any, Any],
         job_type: Filter = None,
         status: Filter = None,
         start_date: Moment = None,
         end_date: Moment = None,
         first: First = 50,
         after: Cursor = None,
+        as_of: Moment = None,
     ) -> JobList:
         """List jobs, newest first (by creation time, then id), a page at a time.
 
         `start_date` (inclusive) and `end_date` (exclusive) select by start time and leave
         out jobs not yet started. Pass a page's `pageInfo.endCursor` as `after` for the next.
-        A global admin token sees every tenant unless it passes `tenant`.
+        A global admin token sees every tenant unless it passes `tenant`. With `as_of` (auditor
+        or admin) the jobs as they stood at that moment.
         """
         query = JobQuery(
             tenant=caller.tenant_filter(),
@@ -67,6 +71,8 @@ class JobsController(Controller):
             first=first,
             after=after,
         )
+        if as_of is not None:
+            return await jobs_as_of(request, caller, query, as_of)
         page = await queries.list_jobs(query)
         info = PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
         return JobList(jobs=[to_job(row) for row in page.jobs], page_info=info)
@@ -89,11 +95,18 @@ class JobsController(Controller):
         caller: NamedDependency[Caller],
         queries: NamedDependency[JobQueryService],
         read_position: NamedDependency[int],
+        request: Request[Any, Any, Any],
+        as_of: Moment = None,
+        version: Version = None,
     ) -> Response[Job]:
         """One job with every detail. Its `ETag` is the job's version, for If-Match.
 
-        404 if the tenant has no such job, 410 once it was deleted.
+        404 if the tenant has no such job, 410 once it was deleted. With `version` or `as_of`
+        (auditor or admin) the job as it stood then, replayed from its events; 404 before it
+        existed.
         """
+        if as_of is not None or version is not None:
+            return await job_then(request, caller, job_id, as_of=as_of, version=version)
         job = to_job(await queries.get_job(caller.tenant_for_job(job_id), job_id))
         return Response(job, headers=job_headers(job))
 

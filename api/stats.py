@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from litestar import get
+from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from api.auth import Caller, may_read
+from api.history import stats_as_of
 from api.params import Moment, moment
 from api.problems import READ_PROBLEMS, BadField
 from projections.queries import JobQueryService
@@ -38,14 +39,17 @@ async def job_stats(
     caller: NamedDependency[Caller],
     queries: NamedDependency[JobQueryService],
     read_position: NamedDependency[int],
+    request: Request[Any, Any, Any],
     group_by: GroupBy = "status,job_type",
     start_date: Moment = None,
     end_date: Moment = None,
+    as_of: Moment = None,
 ) -> StatsResult:
     """Job counts and durations (avg, min, max of finished jobs), grouped as asked.
 
     `start_date` (inclusive) and `end_date` (exclusive) select jobs by their creation day.
-    A global admin token counts every tenant unless it passes `tenant`.
+    A global admin token counts every tenant unless it passes `tenant`. With `as_of` (auditor
+    or admin) the jobs are counted as they stood at that moment.
     """
     query = StatsQuery(
         tenant=caller.tenant_filter(),
@@ -53,4 +57,6 @@ async def job_stats(
         start_date=moment("start_date", start_date),
         end_date=moment("end_date", end_date),
     )
+    if as_of is not None:
+        return await stats_as_of(request, caller, query, as_of)
     return await queries.stats(query)

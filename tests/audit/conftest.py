@@ -1,4 +1,4 @@
-"""The API with the history routes, on real PostgreSQL, and tokens of each role."""
+"""The API on real PostgreSQL, tokens of each role, and `ledger` as real processes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
@@ -44,22 +43,9 @@ class Commands(Ledger):
             process.wait()
 
 
-def audit_app(settings: Settings) -> Litestar:
-    """The service's app; the history routes are part of it."""
-    app = create_app(settings)
-    registered = {route.path for route in app.routes}
-    if "/api/v1/events" not in registered:
-        from api.feed import FEED_HANDLERS
-        from api.history import HISTORY_HANDLERS
-
-        for handler in (*HISTORY_HANDLERS, *FEED_HANDLERS):
-            app.register(handler)
-    return app
-
-
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[Client]:
-    async with AsyncTestClient(audit_app(settings)) as test_client:
+    async with AsyncTestClient(create_app(settings)) as test_client:
         yield test_client
 
 

@@ -15,12 +15,12 @@ import pytest
 import uvicorn
 from litestar import Litestar
 
+from api.app import create_app
 from api.feed import LISTENER_NAME, streams_of
 from ledger.application import JobLedger
 from ledger.commands import Context, NewJob, RecordProgress, Start, Succeed
 from ledger.settings import Settings
 from tests.api.helpers import Headers
-from tests.audit.conftest import audit_app
 from tests.e2e.processes import free_port
 from tests.property.replay import connect
 
@@ -36,7 +36,7 @@ class Served:
 @pytest.fixture
 def served(settings: Settings) -> Iterator[Served]:
     """The app on a real uvicorn server in a thread of this process."""
-    app = audit_app(settings)
+    app = create_app(settings)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
