@@ -14,8 +14,10 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from api.access_log import AccessLog
 from api.auth import provide_caller
 from api.consistency import echo_position, provide_read_position
+from api.dashboard import DASHBOARD_ROUTES
 from api.dialects import DIALECT_HANDLERS
 from api.events import EventsController
 from api.feed import FEED_HANDLERS
@@ -23,6 +25,7 @@ from api.health import health, ready
 from api.history import HISTORY_HANDLERS
 from api.jobs import JobsController
 from api.limits import RequestLimits
+from api.metrics import Metrics
 from api.parts import STATE_KEY, Parts, parts_of
 from api.problems import internal_error, problem_plugin
 from api.ratelimit import STATE_KEY as RATE_LIMITER
@@ -43,6 +46,7 @@ log = logging.getLogger("api")
 
 def create_app(settings: Settings) -> Litestar:
     """The native API on `settings.database_url` (the embedded server is started before)."""
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -80,10 +84,16 @@ def create_app(settings: Settings) -> Litestar:
             *DIALECT_HANDLERS,
             *HISTORY_HANDLERS,
             *FEED_HANDLERS,
+            metrics.endpoint,
+            *DASHBOARD_ROUTES,
         ],
         lifespan=[lifespan],
         state=State({RATE_LIMITER: rate_limiter(settings)}),
-        middleware=[RequestLimits(settings.max_header_bytes, settings.request_timeout)],
+        middleware=[
+            metrics.middleware,
+            AccessLog(),
+            RequestLimits(settings.max_header_bytes, settings.request_timeout),
+        ],
         dependencies={
             "caller": Provide(provide_caller),
             "writer": Provide(provide_writer),

@@ -8,10 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import pytest
-from litestar import Litestar
 
-from api.app import create_app
-from api.dashboard import DASHBOARD_ROUTES
 from ledger.client import LedgerClient
 from ledger.settings import Settings
 from ledger.tokens import TokenStore
@@ -33,17 +30,9 @@ CHROMIUM_ARGS: Final = [
 ]
 
 
-def app_with_dashboard(settings: Settings) -> Litestar:
-    app = create_app(settings)
-    if "/dashboard" not in app.route_handler_method_map:
-        for route in DASHBOARD_ROUTES:
-            app.register(route)
-    return app
-
-
 @pytest.fixture
 def base_url(settings: Settings) -> Iterator[str]:
-    with serve(settings, app_with_dashboard) as url:
+    with serve(settings) as url:
         yield url
 
 

@@ -178,7 +178,7 @@ def test_the_kubernetes_manifests_fit_together_and_probe_real_routes(settings: S
     (container,) = containers(api)
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
-    assert {"/ready", "/health"} <= routes
+    assert {"/ready", "/health", "/metrics", "/dashboard"} <= routes
     port_names = {p["name"] for p in container["ports"]}
     labels = api["spec"]["template"]["metadata"]["labels"]
     for obj in objects:
