@@ -31,7 +31,7 @@ from api.dialects.common import (
 from api.dialects.signing import huawei_signature, parse_huawei, same_signature
 from api.request_id import request_id_of
 from ledger.credentials import Dialect
-from ledger.errors import InvalidCommand
+from ledger.errors import InvalidCommand, LedgerError
 from projections.conditions import Op
 from projections.rows import JobRow
 from projections.search import Condition, JobSearch, SortKey, minutes_left
@@ -318,7 +318,8 @@ class HuaweiTasks(Controller):
 
     path = "/v5/{project_id:str}/common/tasks"
     tags = ["Huawei Cloud HSS"]  # noqa: RUF012
-    exception_handlers = {Exception: _on_error, HTTPException: _on_error}  # noqa: RUF012
+    # LedgerError too: the app's own handler for it (problem+json) would come first.
+    exception_handlers = {Exception: _on_error, HTTPException: _on_error, LedgerError: _on_error}  # noqa: RUF012
 
     @post(
         "/batch-query",

@@ -579,6 +579,9 @@ class SpaceOneJobs(Controller):
         req = decode(await request.body(), JobRequest)
         tenant = _tenant(principal, req.domain_id, required=True)
         assert tenant is not None
+        if "\x00" in tenant or "\x00" in req.job_id:
+            # PostgreSQL text cannot hold U+0000 (the event store would refuse): no such job.
+            raise JobNotFound(req.job_id)
         ctx = Context(actor=principal.token_id, request_id=request_id_of(request.scope))
         await sync_to_thread(dialect.parts.ledger.record, tenant, req.job_id, Delete(), ctx)
         return Empty()

@@ -189,9 +189,11 @@ def test_bad_bodies_are_400(seeded: Live) -> None:
             {"task_type": "cluster_scan", "task_status": "done"},
             {"task_type": 1},
             {"task_type": "cluster_scan", "start_create_time": 10**20},
+            {"task_type": "cluster\u0000scan"},  # PostgreSQL refuses U+0000 in text
         ):
             response = client.post(path, json=body, headers=headers)
             assert response.status_code == 400, body
+            assert response.headers["content-type"] == "application/json", body
             assert response.json()["error_code"] == "HSS.0001" and response.json()["error_msg"]
             assert response.headers["x-request-id"]
 

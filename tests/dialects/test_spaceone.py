@@ -397,6 +397,14 @@ def test_errors_use_the_gateway_envelope(
         assert_error(call(client, seeded.token(DOMAIN), verb, body), status, code)
 
 
+def test_an_id_postgresql_cannot_hold_is_not_found(seeded: Live) -> None:
+    writer = seeded.token(DOMAIN, "writer")
+    with seeded.http() as client:
+        for verb in ("get", "delete"):
+            response = call(client, writer, verb, {"job_id": "job-\u0000"})
+            assert_error(response, 404, "ERROR_NOT_FOUND")
+
+
 def test_a_missing_or_revoked_token_is_an_authenticate_failure(seeded: Live) -> None:
     with seeded.http() as client:
         assert_error(
