@@ -284,4 +284,3 @@ def _missing(stream: str, version: int, before: int, after: int, orphans: Sequen
     position = between[0] if len(between) == 1 else 0
     where = "" if position else f" (between positions {before} and {after})"
     return Problem(position or after, stream, version, f"the event is missing from the log{where}")
-
