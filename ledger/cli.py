@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply the schema, idempotently")
     migrate.set_defaults(command=_migrate)
 
+    config = commands.add_parser("config", help="print the settings in force, secrets masked")
+    config.set_defaults(command=_config)
+
     projections = commands.add_parser("projections", help="the read-model projections")
     projection_commands = projections.add_subparsers(metavar="COMMAND", required=True)
     run = projection_commands.add_parser("run", help="run the projections until interrupted")
@@ -127,6 +130,13 @@ def _serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from ledger.server import serve
 
     serve(settings, out)
+    return 0
+
+
+def _config(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from ledger.effective_settings import effective_settings, render
+
+    print(render(effective_settings(settings)), file=out)
     return 0
 
 
