@@ -51,8 +51,13 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            queries = await JobQueryService.connect(settings)
+            queries = await JobQueryService.connect(settings.for_reads())
             stack.push_async_callback(queries.close)
+            primary = queries
+            if settings.read_database_url is not None:
+                # Tokens are checked on the primary, so a revocation counts at once.
+                primary = await JobQueryService.connect(settings)
+                stack.push_async_callback(primary.close)
             ledger = JobLedger(env=persistence_env(settings))
             stack.callback(ledger.close)
             runner = None
@@ -63,7 +68,7 @@ def create_app(settings: Settings) -> Litestar:
                 runner.start()
                 stack.push_async_callback(sync_to_thread, runner.stop)
             tokens = AsyncTokenVerifier(
-                queries.pool, settings.database_schema, settings.admin_token
+                primary.pool, settings.database_schema, settings.admin_token
             )
             # Shut down before the ledger closes (the stack unwinds last in, first out).
             writers = ThreadPoolExecutor(settings.write_threads, thread_name_prefix="ledger-write")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from litestar.handlers import HTTPRouteHandler
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-PROJECTIONS: Final = ("jobs", "running_jobs", "job_stats")
+PROJECTIONS: Final = ("jobs", "running_jobs", "job_stats", "job_status_intervals")
 SELECT_POSITIONS: Final = " UNION ALL ".join(
     f"SELECT '{name}' AS projection, coalesce((SELECT notification_id FROM {name}_tracking "
     "WHERE application_name = 'ledger'), 0) AS position"

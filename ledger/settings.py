@@ -22,6 +22,9 @@ class Settings:
 
     database_url: str | None = None
     """`LEDGER_DATABASE_URL`; None starts the embedded PostgreSQL."""
+    read_database_url: str | None = None
+    """`LEDGER_READ_DATABASE_URL`: a streaming replica for the query side's reads; None: the
+    primary. Writes, projections and token checks always use `database_url`."""
     database_schema: str = "public"
     data_dir: Path = field(default_factory=lambda: Path(".ledger"))
     host: str = "127.0.0.1"
@@ -60,6 +63,7 @@ class Settings:
         base = cls()
         return cls(
             database_url=env.get("LEDGER_DATABASE_URL") or None,
+            read_database_url=env.get("LEDGER_READ_DATABASE_URL") or None,
             database_schema=env.get("LEDGER_DATABASE_SCHEMA", base.database_schema),
             data_dir=Path(env.get("LEDGER_DATA_DIR", str(base.data_dir))),
             host=env.get("LEDGER_HOST", base.host),
@@ -84,6 +88,12 @@ class Settings:
             rate_limit=_float(env, "LEDGER_RATE_LIMIT", base.rate_limit),
             rate_burst=_int(env, "LEDGER_RATE_BURST", base.rate_burst),
         )
+
+    def for_reads(self) -> Settings:
+        """The settings the query side connects with: the read replica's URL when set."""
+        if self.read_database_url is None:
+            return self
+        return replace(self, database_url=self.read_database_url)
 
     def with_database(self, url: str) -> Settings:
         """A copy that points at `url` (used once the embedded server is up)."""

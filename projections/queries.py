@@ -209,10 +209,13 @@ class JobQueryService:
         async with self._listener_lock:
             if self._listener is not None and not self._listener.is_closed():
                 return
+            conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(**_connect_args(self.settings))
                 await conn.add_listener(PROJECTIONS_CHANNEL, self._on_advanced)
             except (OSError, asyncpg.PostgresError):
+                if conn is not None:  # a standby refuses LISTEN: don't leak the connection
+                    await conn.close()
                 return  # polling alone still answers, only later
             self._listener = conn
 

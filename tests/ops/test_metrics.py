@@ -58,7 +58,7 @@ def test_events_commits_projections_and_pools_are_reported(
     assert 1 <= metrics[("ledger_group_commit_transactions_total", ())] <= 5
     head = metrics[("ledger_log_head_position", ())]
     assert head == writer.position
-    for projection in ("jobs", "running_jobs", "job_stats"):
+    for projection in ("jobs", "running_jobs", "job_stats", "job_status_intervals"):
         labels = (("projection", projection),)
         assert metrics[("ledger_projection_position", labels)] == head
         assert metrics[("ledger_projection_lag_events", labels)] == 0
