@@ -18,7 +18,8 @@ from eventsourcing.persistence import StoredEvent
 from ledger.domain import Job, split_stream_id, stream_id
 from ledger.errors import InvalidCommand, JobNotFound
 from projections.cursors import Cursor, decode_cursor, encode_cursor
-from projections.rows import DurationStats, JobQuery, StatsGroup, StatsQuery, StatsResult
+from projections.queries import as_utc, stats_group
+from projections.rows import JobQuery, StatsQuery, StatsResult
 
 if TYPE_CHECKING:
     import asyncpg
@@ -131,13 +132,13 @@ class HistoryService:
             raise InvalidCommand("first", f"must be between 1 and {MAX_PAGE}")
         after = decode_cursor(query.after) if query.after is not None else None
         shape: list[str] = []
-        params: list[object] = [_utc(moment)]
+        params: list[object] = [as_utc(moment)]
         for name, value in (
             ("tenant", query.tenant),
             ("job_type", list(query.job_type) or None),
             ("status", list(query.status) or None),
-            ("start_date", _utc(query.start_date)),
-            ("end_date", _utc(query.end_date)),
+            ("start_date", as_utc(query.start_date)),
+            ("end_date", as_utc(query.end_date)),
         ):
             if value is not None:
                 shape.append(name)
@@ -165,7 +166,7 @@ class HistoryService:
         if unknown:
             raise InvalidCommand("group_by", f"unknown {unknown[0]!r}")
         keys = list(dict.fromkeys(query.group_by))
-        params: list[object] = [_utc(moment)]
+        params: list[object] = [as_utc(moment)]
         where = ["true"]
         if query.tenant is not None:
             params.append(query.tenant)
@@ -182,7 +183,7 @@ class HistoryService:
             where=" AND ".join(where),
             group=f" GROUP BY {', '.join(keys)} ORDER BY {', '.join(keys)}" if keys else "",
         )
-        groups = [_group(r, keys) for r in await self.pool.fetch(sql, *params) if r["count"]]
+        groups = [stats_group(r, keys) for r in await self.pool.fetch(sql, *params) if r["count"]]
         return StatsResult(groups=groups, total=sum(g.count for g in groups))
 
     def logged(self, row: asyncpg.Record) -> LoggedEvent:
@@ -234,28 +235,6 @@ def as_of_page_sql(shape: tuple[str, ...]) -> str:
         "SELECT tenant, id, created_at FROM job_status_intervals "
         f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ${n + 1}"
     )
-
-
-def _group(record: asyncpg.Record, keys: list[str]) -> StatsGroup:
-    count, total = record["duration_count"], record["duration_sum"]
-    group = StatsGroup(
-        count=record["count"],
-        duration_ms=DurationStats(
-            avg=total / count if count else None,
-            min=record["duration_min"],
-            max=record["duration_max"],
-        ),
-    )
-    for key in keys:
-        value = record[key]
-        setattr(group, key, value.isoformat() if isinstance(value, date) else value)
-    return group
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _day_of(moment: datetime) -> date:

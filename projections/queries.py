@@ -43,10 +43,14 @@ SELECT_RUNNING_OF_TENANT: Final = (
     f"SELECT {RUNNING_COLUMNS} FROM running_jobs WHERE status = 'running' AND tenant = $1 "
     "ORDER BY start_time DESC, id DESC LIMIT $2"
 )
-SELECT_POSITION: Final = "SELECT least(" + ", ".join(
-    f"coalesce((SELECT notification_id FROM {t}_tracking WHERE application_name = 'ledger'), 0)"
-    for t in ("jobs", "running_jobs", "job_stats", "job_status_intervals")
-) + ") AS position"
+SELECT_POSITION: Final = (
+    "SELECT least("
+    + ", ".join(
+        f"coalesce((SELECT notification_id FROM {t}_tracking WHERE application_name = 'ledger'), 0)"
+        for t in ("jobs", "running_jobs", "job_stats", "job_status_intervals")
+    )
+    + ") AS position"
+)
 SELECT_HEAD: Final = "SELECT coalesce(max(notification_id), 0) FROM ledger_events"
 STATS_TEMPLATE: Final = (
     "SELECT {keys}sum(count)::bigint AS count, sum(duration_count)::bigint AS duration_count, "
@@ -105,8 +109,8 @@ class JobQueryService:
             ("tenant", query.tenant),
             ("job_type", list(query.job_type) or None),
             ("status", list(query.status) or None),
-            ("start_date", _utc(query.start_date)),
-            ("end_date", _utc(query.end_date)),
+            ("start_date", as_utc(query.start_date)),
+            ("end_date", as_utc(query.end_date)),
         ):
             if value is not None:
                 shape.append(name)
@@ -171,9 +175,7 @@ class JobQueryService:
             where=" AND ".join(where),
             group=f" GROUP BY {', '.join(keys)} ORDER BY {', '.join(keys)}" if keys else "",
         )
-        groups = [
-            _group(r, keys) for r in await self.pool.fetch(sql, *params) if r["count"]
-        ]
+        groups = [stats_group(r, keys) for r in await self.pool.fetch(sql, *params) if r["count"]]
         return StatsResult(groups=groups, total=sum(g.count for g in groups))
 
     async def position(self) -> int:
@@ -261,7 +263,8 @@ def _group_keys(group_by: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(group_by))
 
 
-def _group(record: asyncpg.Record, keys: list[str]) -> StatsGroup:
+def stats_group(record: asyncpg.Record, keys: list[str]) -> StatsGroup:
+    """A stats group from a row of summed job_stats buckets."""
     count, total = record["duration_count"], record["duration_sum"]
     group = StatsGroup(
         count=record["count"],
@@ -277,22 +280,22 @@ def _group(record: asyncpg.Record, keys: list[str]) -> StatsGroup:
     return group
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def as_utc(moment: datetime | None) -> datetime | None:
+    """`moment` in UTC; a naive time is taken as UTC."""
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _day_of(moment: datetime) -> date:
-    utc = _utc(moment)
+    utc = as_utc(moment)
     assert utc is not None
     return utc.date()
 
 
 def _day_after(moment: datetime) -> date:
     """The first day not to select when `moment` is an exclusive end."""
-    utc = _utc(moment)
+    utc = as_utc(moment)
     assert utc is not None
     midnight = utc.replace(hour=0, minute=0, second=0, microsecond=0)
     return utc.date() if utc == midnight else utc.date() + timedelta(days=1)
-
