@@ -8,21 +8,37 @@ before a job's first event. The canonical bytes are the stored row itself
 from __future__ import annotations
 
 import hashlib
+import struct
 from typing import Final
 
 GENESIS: Final = b""
 
 
+_LENGTHS: Final = struct.Struct(">Q")
+_VERSION: Final = struct.Struct(">QQ")  # the version's length (8), then the version
+
+
 def canonical_bytes(originator_id: str, originator_version: int, topic: str, state: bytes) -> bytes:
     """The bytes a stored event is hashed over."""
-    parts = (originator_id.encode(), originator_version.to_bytes(8, "big"), topic.encode(), state)
-    return b"".join(len(part).to_bytes(8, "big") + part for part in parts)
+    stream, name = originator_id.encode(), topic.encode()
+    pack = _LENGTHS.pack
+    return b"".join(
+        (
+            pack(len(stream)),
+            stream,
+            _VERSION.pack(8, originator_version),
+            pack(len(name)),
+            name,
+            pack(len(state)),
+            state,
+        )
+    )
 
 
 def link(
     previous: bytes, originator_id: str, originator_version: int, topic: str, state: bytes
 ) -> bytes:
     """The hash of an event whose predecessor in its job hashed to `previous`."""
-    digest = hashlib.sha256(previous)
-    digest.update(canonical_bytes(originator_id, originator_version, topic, state))
-    return digest.digest()
+    return hashlib.sha256(
+        previous + canonical_bytes(originator_id, originator_version, topic, state)
+    ).digest()

@@ -7,8 +7,10 @@ the writes that carried an idempotency key.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -19,6 +21,9 @@ from psycopg.sql import SQL, Identifier
 from ledger.chain import GENESIS, link
 from ledger.idempotency import IdempotencyKeyTaken, IdempotencyStore, PendingAnswer
 
+HEADS_CACHED: Final = 100_000
+"""Streams whose last chain hash is kept in memory (about 150 bytes each)."""
+
 
 class LedgerRecorder(PostgresApplicationRecorder):
     """Appends events with the library's statements (its table lock keeps the global
@@ -28,18 +33,28 @@ class LedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.answers = IdempotencyStore(self.datastore)
+        self.heads = ChainHeads()
         schema = Identifier(self.datastore.schema or "public")
         self.select_previous_hashes = SQL(
             "SELECT e.originator_id, h.hash"
-            " FROM unnest(%s::text[], %s::bigint[]) AS k(id, version)"
+            " FROM unnest(%b::text[], %b::bigint[]) AS k(id, version)"
             " JOIN {schema}.{events} e"
             "   ON e.originator_id = k.id AND e.originator_version = k.version"
             " JOIN {schema}.event_hashes h ON h.position = e.notification_id"
         ).format(schema=schema, events=Identifier(self.events_table_name))
         self.insert_hashes = SQL(
             "INSERT INTO {schema}.event_hashes (position, hash)"
-            " SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
+            " SELECT * FROM unnest(%b::bigint[], %b::bytea[])"
         ).format(schema=schema)
+        # The library's own insert sends an array of a composite type, which psycopg
+        # renders as text in Python (about 16,000 events/s at 1,000 a transaction);
+        # four arrays in binary reach about 90,000/s. Same table, same columns.
+        self.insert_events_arrays = SQL(
+            "INSERT INTO {schema}.{events}"
+            " (originator_id, originator_version, topic, state)"
+            " SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::bytea[])"
+            " RETURNING notification_id"
+        ).format(schema=schema, events=Identifier(self.events_table_name))
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -49,6 +64,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         answers: Sequence[PendingAnswer] = kwargs.get("answers", ())
         failure: Exception | None = None
         inserted: Sequence[int] | None = None
+        heads: dict[str, tuple[int, bytes]] = {}
         with self.datastore.get_connection() as conn:
             with conn.pipeline() as pipeline:
                 try:
@@ -63,6 +79,10 @@ class LedgerRecorder(PostgresApplicationRecorder):
                         inserted = self._fetch_ids_after_insert_events(events_cursor, stored_events)
                         assert inserted is not None
                         hashes = chain_hashes(stored_events, previous(hashes_cursor))
+                        heads = {
+                            str(e.originator_id): (e.originator_version, h)
+                            for e, h in zip(stored_events, hashes, strict=True)
+                        }
                         events_cursor.execute(
                             self.insert_hashes, (list(inserted), hashes), prepare=True
                         )
@@ -77,7 +97,26 @@ class LedgerRecorder(PostgresApplicationRecorder):
             if failure is not None:
                 # Raised here, inside the connection, so the datastore translates it.
                 raise failure
+        self.heads.update(heads)
         return inserted
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
+    ) -> None:
+        # The library's table lock and NOTIFY first, exactly as its own insert does:
+        # the lock is what keeps the global order gap-free for subscribers.
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self.insert_events_arrays,
+            (
+                [str(e.originator_id) for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            ),
+            prepare=True,
+        )
 
     def _select_previous_hashes(
         self, curs: Cursor[DictRow], events: Sequence[StoredEvent]
@@ -88,15 +127,23 @@ class LedgerRecorder(PostgresApplicationRecorder):
         firsts: dict[str, int] = {}
         for event in events:
             firsts.setdefault(str(event.originator_id), event.originator_version)
-        wanted = [(stream, version - 1) for stream, version in firsts.items() if version > 1]
+        known: dict[str, bytes] = {}
+        wanted = []
+        for stream, version in firsts.items():
+            if version > 1:
+                head = self.heads.get(stream, version - 1)
+                if head is None:
+                    wanted.append((stream, version - 1))
+                else:
+                    known[stream] = head
         if not wanted:
-            return lambda _: {}
+            return lambda _: known
         curs.execute(
             self.select_previous_hashes,
             ([s for s, _ in wanted], [v for _, v in wanted]),
             prepare=True,
         )
-        return lambda c: {row["originator_id"]: bytes(row["hash"]) for row in c.fetchall()}
+        return lambda c: known | {row["originator_id"]: bytes(row["hash"]) for row in c.fetchall()}
 
     def _insert_answers(
         self,
@@ -121,6 +168,33 @@ class LedgerRecorder(PostgresApplicationRecorder):
             ),
             prepare=True,
         )
+
+
+class ChainHeads:
+    """The last hash this process committed for each of the most recently written
+    streams, so an append need not read it back.
+
+    A hash is looked up by the version it belongs to: if another process has
+    appended to the stream since, the version differs and the table is read.
+    """
+
+    def __init__(self, maxsize: int = HEADS_CACHED) -> None:
+        self._heads: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+
+    def get(self, stream: str, version: int) -> bytes | None:
+        with self._lock:
+            head = self._heads.get(stream)
+        return head[1] if head is not None and head[0] == version else None
+
+    def update(self, heads: dict[str, tuple[int, bytes]]) -> None:
+        with self._lock:
+            for stream, head in heads.items():
+                self._heads[stream] = head
+                self._heads.move_to_end(stream)
+            while len(self._heads) > self._maxsize:
+                self._heads.popitem(last=False)
 
 
 def chain_hashes(events: Sequence[StoredEvent], last: dict[str, bytes]) -> list[bytes]:

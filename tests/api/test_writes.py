@@ -399,3 +399,27 @@ async def test_a_malformed_request_id_is_replaced(client: Client, writer: Header
     )
     assert response.status_code == 201
     assert re.fullmatch(r"req-[0-9a-f]{16}", response.headers["x-request-id"])
+
+
+async def test_parameters_shaped_like_stored_tags_are_kept_as_sent(
+    client: Client, writer: Headers
+) -> None:
+    # Event state is JSON with tagged datetimes; a caller's own values must never be
+    # read back as tags (or fail to read back, which would stall the projections).
+    parameters = {
+        "when": {"_type_": "datetime_iso", "_data_": "2020-01-01T00:00:00"},
+        "odd": {"_type_": "no-such-type", "_data_": 1},
+    }
+    created = await create(client, writer, id="tagged", parameters=parameters)
+    await event(client, writer, "tagged", "started")
+    done = await event(client, writer, "tagged", "succeeded", result={"_type_": "x", "_data_": 2})
+    assert created["parameters"] == parameters
+    response = await client.get(
+        f"/api/v1/jobs/tagged?min_position={done['position']}", headers=writer
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["parameters"] == parameters
+    assert response.json()["result"] == {"_type_": "x", "_data_": 2}
+    history = await client.get("/api/v1/jobs/tagged/events?tenant=acme", headers=ADMIN)
+    assert history.status_code == 200, history.text
+    assert history.json()["events"][0]["data"]["parameters"] == parameters
