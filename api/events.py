@@ -54,7 +54,8 @@ class EventsController(Controller):
     ) -> Response[bytes]:
         """Record up to 1000 events for the tenant's jobs, in order (writer or admin).
 
-        Each event is `{job_id, type, ...}` as for a single job. Valid events are appended
+        Each event is `{job_id, type, ...}` as for a single job, or `{job_id, type:
+        "created", job_type, ...}` to create a job as `POST /jobs` does. Valid events are appended
         together even when others are refused; each result is `{job_id, version, position,
         status}` or `{job_id, error}` with the item's problem.
         """

@@ -12,7 +12,16 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from ledger.commands import Cancel, Delete, Fail, JobCommand, RecordProgress, Start, Succeed
+from ledger.commands import (
+    Cancel,
+    Delete,
+    Fail,
+    JobCommand,
+    NewJob,
+    RecordProgress,
+    Start,
+    Succeed,
+)
 from ledger.domain import JsonObject
 from projections.rows import JobRow, RunningRow
 
@@ -111,6 +120,18 @@ class Deleted(EventBody, tag="deleted"):
 JobEvent = Started | Progressed | Succeeded | Failed | Cancelled | Deleted
 
 
+class CreatedItem(EventBody, kw_only=True, tag="created"):
+    """A new job, as `POST /api/v1/jobs` takes it (its tenant is the batch's)."""
+
+    job_id: JobId
+    job_type: JobType
+    name: Name | None = None
+    parameters: JsonObject = msgspec.field(default_factory=dict)
+    labels: Labels = msgspec.field(default_factory=dict)
+    total_records: Count | None = None
+    max_attempts: Attempts = 1
+
+
 class StartedItem(Started, kw_only=True, tag="started"):
     job_id: JobId
 
@@ -135,13 +156,36 @@ class DeletedItem(Deleted, kw_only=True, tag="deleted"):
     job_id: JobId
 
 
-BatchItem = StartedItem | ProgressedItem | SucceededItem | FailedItem | CancelledItem | DeletedItem
+BatchItem = (
+    CreatedItem
+    | StartedItem
+    | ProgressedItem
+    | SucceededItem
+    | FailedItem
+    | CancelledItem
+    | DeletedItem
+)
 
 
 class EventBatch(Struct, kw_only=True, forbid_unknown_fields=True):
     """Events for many jobs of one tenant, applied in order."""
 
     events: Annotated[list[BatchItem], Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+def to_batch_command(item: BatchItem) -> JobCommand | NewJob:
+    """The ledger command a batch item asks for."""
+    if isinstance(item, CreatedItem):
+        return NewJob(
+            job_id=item.job_id,
+            job_type=item.job_type,
+            name=item.name,
+            parameters=item.parameters,
+            labels=item.labels,
+            total_records=item.total_records,
+            max_attempts=item.max_attempts,
+        )
+    return to_command(item)
 
 
 def to_command(event: JobEvent) -> JobCommand:

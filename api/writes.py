@@ -35,7 +35,7 @@ from api.schemas import (
     BatchResults,
     CreateJob,
     EventAccepted,
-    to_command,
+    to_batch_command,
     to_job,
 )
 from ledger.application import Written, new_job_id
@@ -144,7 +144,7 @@ class Writer:
 
         def perform(answer: tuple[IdempotencyKey, AnswerFor] | None) -> Outcomes:
             tenant = self.caller.tenant_for_batch()
-            commands = [(item.job_id, to_command(item)) for item in items]
+            commands = [(item.job_id, to_batch_command(item)) for item in items]
             return self.ledger.record_batch(tenant, commands, self.caller.context, answer=answer)
 
         return await self._write(perform, render_batch(job_ids))

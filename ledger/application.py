@@ -74,6 +74,12 @@ class JobLedger(Application[str]):
     ) -> list[Recording[str]]:
         return self.save(*events, answers=answers) if answers else self.save(*events)
 
+    def _existing(self, streams: Sequence[str]) -> set[str]:
+        """Which of these job streams already have events."""
+        recorder = self.recorder
+        assert isinstance(recorder, LedgerRecorder)
+        return recorder.existing_streams(streams)
+
     @property
     def answers(self) -> IdempotencyStore:
         recorder = self.recorder
@@ -91,18 +97,7 @@ class JobLedger(Application[str]):
         answer: tuple[IdempotencyKey, AnswerFor] | None = None,
     ) -> Written:
         """Append a job's Created event; JobAlreadyExists if the tenant has that id."""
-        job = Job.create(
-            tenant=tenant,
-            job_id=new.job_id,
-            job_type=new.job_type,
-            name=new.name,
-            parameters=new.parameters,
-            labels=new.labels,
-            total_records=new.total_records,
-            max_attempts=new.max_attempts,
-            actor=ctx.actor,
-            request_id=ctx.request_id,
-        )
+        job = _new_job(tenant, new, ctx)
         try:
             return _one(self._save([job], [job], answer))
         except IntegrityError:
@@ -145,15 +140,16 @@ class JobLedger(Application[str]):
     def record_batch(
         self,
         tenant: str,
-        items: Sequence[tuple[str, JobCommand]],
+        items: Sequence[tuple[str, JobCommand | NewJob]],
         ctx: Context,
         *,
         answer: tuple[IdempotencyKey, AnswerFor] | None = None,
     ) -> list[Written | LedgerError]:
         """Apply many commands in order and append every accepted event in one transaction.
 
-        A refused item fails alone; if another write came first, the batch is worked out
-        again on the new state.
+        A `NewJob` item creates its job (later items may already move it). A refused
+        item fails alone; if another write came first, the batch is worked out again
+        on the new state.
         """
         streams = [stream_id(tenant, job_id) for job_id, _ in items]
         with self._stream_locks.held(streams):
@@ -162,19 +158,27 @@ class JobLedger(Application[str]):
     def _record_batch(
         self,
         tenant: str,
-        items: Sequence[tuple[str, JobCommand]],
+        items: Sequence[tuple[str, JobCommand | NewJob]],
         ctx: Context,
         answer: tuple[IdempotencyKey, AnswerFor] | None,
     ) -> list[Written | LedgerError]:
         fresh = False
+        created = [stream_id(tenant, c.job_id) for _, c in items if isinstance(c, NewJob)]
         for _ in range(CONFLICT_RETRIES):
+            # One query for every job the batch creates, rather than a read per job.
+            taken = self._existing(created) if created else set()
             jobs: dict[str, Job] = {}
             outcomes: list[Job | LedgerError] = []
             for job_id, command in items:
                 try:
-                    job = jobs.get(job_id) or self._job_for_write(tenant, job_id, fresh=fresh)
-                    jobs[job_id] = job
-                    execute(job, command, ctx)
+                    if isinstance(command, NewJob):
+                        if job_id in jobs or stream_id(tenant, job_id) in taken:
+                            raise JobAlreadyExists(job_id)
+                        job = jobs[job_id] = _new_job(tenant, command, ctx)
+                    else:
+                        job = jobs.get(job_id) or self._job_for_write(tenant, job_id, fresh=fresh)
+                        jobs[job_id] = job
+                        execute(job, command, ctx)
                     outcomes.append(_freeze(job))
                 except LedgerError as error:
                     outcomes.append(error)
@@ -306,6 +310,21 @@ class StripedLocks:
             for index in indexes:
                 stack.enter_context(self._locks[index])
             yield
+
+
+def _new_job(tenant: str, new: NewJob, ctx: Context) -> Job:
+    return Job.create(
+        tenant=tenant,
+        job_id=new.job_id,
+        job_type=new.job_type,
+        name=new.name,
+        parameters=new.parameters,
+        labels=new.labels,
+        total_records=new.total_records,
+        max_attempts=new.max_attempts,
+        actor=ctx.actor,
+        request_id=ctx.request_id,
+    )
 
 
 def _one(outcomes: list[Written | LedgerError]) -> Written:

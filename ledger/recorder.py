@@ -46,6 +46,10 @@ class LedgerRecorder(PostgresApplicationRecorder):
             "INSERT INTO {schema}.event_hashes (position, hash)"
             " SELECT * FROM unnest(%b::bigint[], %b::bytea[])"
         ).format(schema=schema)
+        self.select_existing = SQL(
+            "SELECT originator_id FROM {schema}.{events}"
+            " WHERE originator_id = ANY(%b::text[]) AND originator_version = 1"
+        ).format(schema=schema, events=Identifier(self.events_table_name))
         # The library's own insert sends an array of a composite type, which psycopg
         # renders as text in Python (about 16,000 events/s at 1,000 a transaction);
         # four arrays in binary reach about 90,000/s. Same table, same columns.
@@ -99,6 +103,12 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 raise failure
         self.heads.update(heads)
         return inserted
+
+    def existing_streams(self, streams: Sequence[str]) -> set[str]:
+        """Which of these streams have a first event."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_existing, (list(streams),), prepare=True)
+            return {row["originator_id"] for row in curs.fetchall()}
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any

@@ -312,6 +312,39 @@ async def test_a_batch_applies_valid_items_and_reports_each_in_order(
     assert ledger.get_job("acme", "job-2").version == 1
 
 
+async def test_a_batch_creates_jobs_that_read_as_if_posted_one_by_one(
+    client: Client, writer: Headers
+) -> None:
+    await create(client, writer, id="taken")
+    body = {"job_type": "full_sync", "name": "Nightly", "labels": {"team": "id"}}
+    posted = await create(client, writer, id="single", **body)
+    response = await client.post(
+        "/api/v1/events/batch",
+        json={
+            "events": [
+                {"job_id": "bulk", "type": "created", **body},
+                {"job_id": "taken", "type": "created", "job_type": "x"},
+                {"job_id": "bulk", "type": "started"},
+            ]
+        },
+        headers=writer,
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r.get("version") for r in results] == [1, None, 2]
+    assert [r.get("status") for r in results] == ["pending", None, "running"]
+    assert results[1]["error"]["status"] == 409
+    assert results[1]["error"]["type"].endswith("/job-exists")
+    seen = await client.get(
+        f"/api/v1/jobs/bulk?min_position={results[2]['position']}", headers=writer
+    )
+    single = await client.get("/api/v1/jobs/single", headers=writer)
+    bulk = seen.json()
+    for same in ("job_type", "name", "labels", "parameters", "tenant", "max_attempts"):
+        assert bulk[same] == single.json()[same] == posted[same]
+    assert bulk["status"] == "running"
+
+
 async def test_a_batch_of_only_refused_items_is_still_200(client: Client, writer: Headers) -> None:
     response = await client.post(
         "/api/v1/events/batch",
@@ -330,6 +363,11 @@ async def test_a_batch_of_only_refused_items_is_still_200(client: Client, writer
         ({"events": [{"type": "started"}]}, "events[0].job_id"),
         ({"events": [{"job_id": "a", "type": "progress", "progress": 200}]}, "events[0].progress"),
         ({}, "events"),
+        ({"events": [{"job_id": "a", "type": "created"}]}, "events[0].job_type"),
+        (
+            {"events": [{"job_id": "bad id!", "type": "created", "job_type": "x"}]},
+            "events[0].job_id",
+        ),
     ],
 )
 async def test_a_malformed_batch_is_400_naming_the_field(

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from ledger.application import JobLedger, Written
-from ledger.commands import Context, Delete, NewJob, RecordProgress, Start, Succeed
+from ledger.commands import (
+    Context,
+    Delete,
+    JobCommand,
+    NewJob,
+    RecordProgress,
+    Start,
+    Succeed,
+)
 from ledger.domain import JobStatus
 from ledger.errors import (
     IdempotencyKeyReused,
@@ -51,6 +61,65 @@ def test_expected_version_mismatch_writes_nothing(ledger: JobLedger) -> None:
         ledger.record("acme", "job-1", Start(), CTX, expected_version=7)
     assert (refused.value.expected, refused.value.actual) == (7, 1)
     assert ledger.get_job("acme", "job-1").version == 1
+
+
+def test_a_batch_creates_jobs_and_moves_them_on(ledger: JobLedger) -> None:
+    ledger.create_job("acme", NewJob(job_id="old", job_type="a"), CTX)
+    results = ledger.record_batch(
+        "acme",
+        [
+            ("new-1", NewJob(job_id="new-1", job_type="a", labels={"k": "v"})),
+            ("old", NewJob(job_id="old", job_type="a")),
+            ("new-1", Start()),
+            ("new-1", NewJob(job_id="new-1", job_type="a")),
+            ("new-2", NewJob(job_id="new-2", job_type="b", max_attempts=3)),
+        ],
+        CTX,
+    )
+    assert [type(r) for r in results] == [
+        Written,
+        JobAlreadyExists,
+        Written,
+        JobAlreadyExists,
+        Written,
+    ]
+    assert ledger.get_job("acme", "new-1").status is JobStatus.RUNNING
+    assert ledger.get_job("acme", "new-1").labels == {"k": "v"}
+    assert ledger.get_job("acme", "new-2").max_attempts == 3
+    assert ledger.get_job("acme", "old").version == 1
+    # The same id in another tenant is another job.
+    (other,) = ledger.record_batch("globex", [("old", NewJob(job_id="old", job_type="c"))], CTX)
+    assert isinstance(other, Written) and other.version == 1
+
+
+def test_a_batch_create_that_loses_a_race_fails_alone(
+    ledger: JobLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = JobLedger(env=ledger.env)
+    check = ledger._existing
+    checks: list[set[str]] = []
+
+    def racing(streams: Sequence[str]) -> set[str]:
+        # Another process creates `race` right after this ledger's first check.
+        checks.append(check(streams))
+        if len(checks) == 1:
+            other.create_job("acme", NewJob(job_id="race", job_type="x"), CTX)
+        return checks[-1]
+
+    monkeypatch.setattr(ledger, "_existing", racing)
+    try:
+        items: list[tuple[str, JobCommand | NewJob]] = [
+            ("race", NewJob(job_id="race", job_type="y")),
+            ("fine", NewJob(job_id="fine", job_type="y")),
+        ]
+        results = ledger.record_batch("acme", items, CTX)
+    finally:
+        other.close()
+    # The shared append failed on the stream's first version; redone, `race` is refused.
+    assert checks == [set(), {"acme/race"}]
+    assert [type(r) for r in results] == [JobAlreadyExists, Written]
+    assert ledger.get_job("acme", "race").job_type == "x"
+    assert ledger.get_job("acme", "fine").version == 1
 
 
 def test_batch_appends_valid_items_and_reports_each(ledger: JobLedger) -> None:
