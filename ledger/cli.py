@@ -43,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.command is _serve:
             settings = replace(
-                settings, host=args.host or settings.host, port=args.port or settings.port
+                settings,
+                host=args.host or settings.host,
+                port=args.port or settings.port,
+                workers=args.workers or settings.workers,
             )
         configure_logging(settings, quiet=not args.long_running)
     except ConfigurationError as exc:
@@ -82,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to listen on (default: LEDGER_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port to listen on (default: LEDGER_PORT, 8000)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="processes that answer requests (default: LEDGER_WORKERS, 1)",
+    )
     serve.set_defaults(command=_serve, long_running=True)
 
     migrate = commands.add_parser("migrate", help="apply the schema, idempotently")
@@ -294,6 +302,16 @@ def _port(raw: str) -> int:
     if not 0 < port < 65536:
         raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
     return port
+
+
+def _workers(raw: str) -> int:
+    try:
+        workers = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {raw!r}") from None
+    if workers < 1:
+        raise argparse.ArgumentTypeError(f"workers must be at least 1, got {workers}")
+    return workers
 
 
 def _fail(parser: argparse.ArgumentParser, message: str, status: int) -> int:

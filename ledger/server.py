@@ -9,13 +9,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from ledger.embedded import PGDATA, start_embedded
 from ledger.logs import configure_logging
 from ledger.migrate import migrate
 from ledger.settings import Settings, parse_database_url
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+    from uvicorn import Config
 
 log = logging.getLogger(__name__)
 
@@ -94,33 +98,47 @@ def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
 
     from api.app import create_app
 
+    workers = f" with {settings.workers} workers" if settings.workers > 1 else ""
     print(
-        f"ledger: serving http://{settings.host}:{settings.port} "
+        f"ledger: serving http://{settings.host}:{settings.port}{workers} "
         f"(database: {describe_database(settings)})",
         file=out,
         flush=True,
     )
     ready = open_database(settings)
+    if ready.workers > 1:
+        from ledger.workers import serve_workers
+
+        serve_workers(ready)
+        return
     app = create_app(ready)
     # Building a Litestar app installs its own root handler; put ours back, so every line,
     # uvicorn's included, follows LEDGER_LOG_FORMAT.
     configure_logging(ready)
-    config = uvicorn.Config(
+    uvicorn.Server(uvicorn_config(app, ready)).run()
+
+
+def uvicorn_config(app: Litestar | str, settings: Settings, *, workers: int = 1) -> Config:
+    """How uvicorn serves `app`: the application, or the import string of the workers' factory."""
+    import uvicorn
+
+    return uvicorn.Config(
         app,
-        host=ready.host,
-        port=ready.port,
+        host=settings.host,
+        port=settings.port,
         lifespan="on",
-        log_level=ready.log_level.lower(),
+        log_level=settings.log_level.lower(),
         log_config=None,  # its loggers go through the handler `ledger` configured
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        timeout_keep_alive=max(1, round(ready.keep_alive_timeout)),
+        timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
         # h11, whatever else is installed, so the header limit below always holds: the
         # app answers 431 past max_header_bytes, h11 drops a head twice that size unread.
         http="h11",
-        h11_max_incomplete_event_size=2 * ready.max_header_bytes,
+        h11_max_incomplete_event_size=2 * settings.max_header_bytes,
+        workers=workers,
+        factory=isinstance(app, str),
     )
-    uvicorn.Server(config).run()
 
 
 def run_projections(settings: Settings, out: TextIO = sys.stdout) -> None:

@@ -55,6 +55,8 @@ class Settings:
     """`LEDGER_RATE_LIMIT`: requests per second per credential on the native API; 0 is off."""
     rate_burst: int = 0
     """`LEDGER_RATE_BURST`: requests a credential may send at once (0: one second's worth)."""
+    workers: int = 1
+    """`LEDGER_WORKERS`: processes `ledger serve` answers requests with (`--workers` overrides)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +89,7 @@ class Settings:
             database_timeout=_int(env, "LEDGER_DATABASE_TIMEOUT", base.database_timeout),
             rate_limit=_float(env, "LEDGER_RATE_LIMIT", base.rate_limit),
             rate_burst=_int(env, "LEDGER_RATE_BURST", base.rate_burst),
+            workers=_positive(env, "LEDGER_WORKERS", base.workers),
         )
 
     def for_reads(self) -> Settings:
@@ -137,6 +140,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigurationError(f"{name} must be at least 1, got {env.get(name)!r}")
+    return value
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -58,6 +58,8 @@ def _exit_status(argv: list[str]) -> int:
         ["serve", "--port", "http"],
         ["serve", "--port", "0"],
         ["serve", "--port", "65536"],
+        ["serve", "--workers", "0"],
+        ["serve", "--workers", "two"],
         ["frobnicate"],
     ],
     ids=lambda argv: " ".join(argv) or "nothing",
@@ -67,10 +69,12 @@ def test_a_bad_command_line_exits_2(argv: list[str], capsys: pytest.CaptureFixtu
     assert "usage: ledger" in capsys.readouterr().err
 
 
-def test_serve_takes_host_and_port() -> None:
-    args = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--port", "9000"])
+def test_serve_takes_host_port_and_workers() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--host", "0.0.0.0", "--port", "9000", "--workers", "4"]
+    )
 
-    assert (args.host, args.port, args.long_running) == ("0.0.0.0", 9000, True)
+    assert (args.host, args.port, args.workers, args.long_running) == ("0.0.0.0", 9000, 4, True)
 
 
 def test_a_global_token_for_another_role_is_refused_before_any_database(

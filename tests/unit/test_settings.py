@@ -10,6 +10,7 @@ import pytest
 import ledger.settings
 from ledger.errors import ConfigurationError
 from ledger.settings import Settings, parse_database_url
+from ledger.workers import worker_environment
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -52,6 +53,7 @@ def test_every_variable_is_read() -> None:
             "LEDGER_DATABASE_TIMEOUT": "3",
             "LEDGER_RATE_LIMIT": "20",
             "LEDGER_RATE_BURST": "40",
+            "LEDGER_WORKERS": "4",
         }
     )
 
@@ -77,6 +79,7 @@ def test_every_variable_is_read() -> None:
         database_timeout=3,
         rate_limit=20.0,
         rate_burst=40,
+        workers=4,
     )
 
 
@@ -108,6 +111,8 @@ def test_false_spellings(raw: str) -> None:
         ("LEDGER_MIN_POSITION_TIMEOUT", "soon"),
         ("LEDGER_RUN_PROJECTIONS", "maybe"),
         ("LEDGER_POOL_MAX_SIZE", "1.5"),
+        ("LEDGER_WORKERS", "two"),
+        ("LEDGER_WORKERS", "0"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(name: str, raw: str) -> None:
@@ -115,6 +120,27 @@ def test_a_bad_value_is_refused_naming_the_variable(name: str, raw: str) -> None
         Settings.from_env({name: raw})
 
     assert repr(raw) in str(caught.value)
+
+
+def test_the_workers_environment_reads_back_as_the_settings_it_came_from() -> None:
+    settings = Settings(
+        database_url="postgresql://postgres@/postgres?host=/tmp/ledger/pgdata",
+        database_schema="jobs",
+        data_dir=Path("/var/lib/ledger"),
+        host="0.0.0.0",
+        port=9000,
+        run_projections=False,
+        log_level="DEBUG",
+        log_format="json",
+        min_position_timeout=1.5,
+        poll_interval=0.2,
+        secret_key="a-fernet-key",
+        rate_limit=20.5,
+        workers=3,
+    )
+
+    assert Settings.from_env(worker_environment(settings)) == settings
+    assert Settings.from_env(worker_environment(Settings())) == Settings()
 
 
 def test_with_database_points_a_copy_at_the_url() -> None:
