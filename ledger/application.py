@@ -127,7 +127,15 @@ class JobLedger(Application[str]):
                         fresh = True
                         continue
                     raise VersionConflict(job_id, expected_version, job.version)
-                execute(job, command, ctx)
+                try:
+                    execute(job, command, ctx)
+                except LedgerError:
+                    if fresh:
+                        raise
+                    # Refused on the state this process last wrote, which another
+                    # process may have moved on since: decide again on the stored one.
+                    fresh = True
+                    continue
                 try:
                     return _one(self._save([job], [job], answer))
                 except IntegrityError:
@@ -175,10 +183,11 @@ class JobLedger(Application[str]):
                         if job_id in jobs or stream_id(tenant, job_id) in taken:
                             raise JobAlreadyExists(job_id)
                         job = jobs[job_id] = _new_job(tenant, command, ctx)
-                    else:
-                        job = jobs.get(job_id) or self._job_for_write(tenant, job_id, fresh=fresh)
-                        jobs[job_id] = job
+                    elif job_id in jobs:
+                        job = jobs[job_id]
                         execute(job, command, ctx)
+                    else:
+                        job = jobs[job_id] = self._first_use(tenant, job_id, command, ctx, fresh)
                     outcomes.append(_freeze(job))
                 except LedgerError as error:
                     outcomes.append(error)
@@ -187,6 +196,26 @@ class JobLedger(Application[str]):
             except IntegrityError:
                 fresh = True
         raise VersionConflict("batch", 0, 0)
+
+    def _first_use(
+        self, tenant: str, job_id: str, command: JobCommand, ctx: Context, fresh: bool
+    ) -> Job:
+        """The job with a batch's first command for it applied.
+
+        A command refused on the state this process last wrote is decided again on
+        the stored state, which another process may have moved on since. (Later
+        commands build on this one; if it was stale, the append fails and the
+        batch is redone from stored state.)
+        """
+        job = self._job_for_write(tenant, job_id, fresh=fresh)
+        try:
+            execute(job, command, ctx)
+        except LedgerError:
+            if fresh:
+                raise
+            job = self._job_for_write(tenant, job_id, fresh=True)
+            execute(job, command, ctx)
+        return job
 
     # -- reads ----------------------------------------------------------------------
 

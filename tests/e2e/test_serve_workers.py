@@ -238,12 +238,6 @@ def test_two_workers_on_the_embedded_default_share_its_server_and_stop_it(
     assert postgres_processes(pgdata) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a worker checks a write against the state it last wrote itself (JobLedger's write "
-    "cache) and refuses it when another worker has since moved the job on",
-)
 def test_a_transition_made_through_one_worker_counts_on_the_other(external: Ledger) -> None:
     external.env.update(LEDGER_ADMIN_TOKEN=ADMIN_TOKEN, LEDGER_KEEP_ALIVE_TIMEOUT="60")
     served = external.serve("--workers", "2")

@@ -122,6 +122,30 @@ def test_a_batch_create_that_loses_a_race_fails_alone(
     assert ledger.get_job("acme", "fine").version == 1
 
 
+def test_a_transition_made_by_another_process_counts_here(ledger: JobLedger) -> None:
+    # This ledger last wrote the job pending; another process started it since. What
+    # it remembers says "not running", but the stored state decides.
+    other = JobLedger(env=ledger.env)
+    try:
+        for job_id in ("single", "batched"):
+            ledger.create_job("acme", NewJob(job_id=job_id, job_type="x"), CTX)
+            other.record("acme", job_id, Start(), CTX)
+        progressed = ledger.record("acme", "single", RecordProgress(progress=10), CTX)
+        results = ledger.record_batch(
+            "acme",
+            [("batched", RecordProgress(progress=20)), ("batched", Succeed())],
+            CTX,
+        )
+    finally:
+        other.close()
+    assert (progressed.version, progressed.job.progress) == (3, 10)
+    assert [r.version for r in results if isinstance(r, Written)] == [3, 4]
+    assert ledger.get_job("acme", "batched").status is JobStatus.COMPLETED
+    # A command the stored state refuses too is still refused.
+    with pytest.raises(InvalidTransition):
+        ledger.record("acme", "batched", Start(), CTX)
+
+
 def test_batch_appends_valid_items_and_reports_each(ledger: JobLedger) -> None:
     ledger.create_job("acme", NewJob(job_id="job-1", job_type="a"), CTX)
     results = ledger.record_batch(
