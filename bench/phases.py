@@ -42,25 +42,52 @@ async def _post(conn: Connection, path: str, body: object) -> Reply:
 
 
 async def create_jobs(base_url: str, token: str, ids: list[str], start: bool) -> None:
-    """Create (and start) jobs with 16 connections."""
-    chunks = [ids[n::16] for n in range(16)]
+    """Create (and start) jobs in batches, over 4 connections."""
+    per_batch = 500 if start else 1000
 
-    async def worker(chunk: list[str]) -> None:
+    def items(job_id: str) -> list[dict[str, object]]:
+        created: dict[str, object] = {
+            "job_id": job_id,
+            "type": "created",
+            "job_type": job_type(job_id),
+        }
+        return [created, {"job_id": job_id, "type": "started"}] if start else [created]
+
+    batches = [
+        [item for job_id in ids[n : n + per_batch] for item in items(job_id)]
+        for n in range(0, len(ids), per_batch)
+    ]
+    await send_batches(base_url, token, batches, connections=4)
+
+
+def job_type(job_id: str) -> str:
+    return JOB_TYPES[sum(job_id.encode()) % len(JOB_TYPES)]
+
+
+async def send_batches(
+    base_url: str, token: str, batches: list[list[dict[str, object]]], connections: int
+) -> int:
+    """Post every batch (each item must be accepted); the last position written."""
+    queue = list(reversed(batches))
+    last = 0
+
+    async def worker() -> None:
+        nonlocal last
         conn = _connection(base_url, token)
-        for job_id in chunk:
-            body = {"id": job_id, "job_type": JOB_TYPES[hash(job_id) % len(JOB_TYPES)]}
-            reply = await _post(conn, "/api/v1/jobs", body)
-            if reply.status != 201:
-                raise RuntimeError(f"create {job_id}: {reply.status} {reply.body[:200]!r}")
-        if start:
-            for n in range(0, len(chunk), 1000):
-                events = [{"job_id": j, "type": "started"} for j in chunk[n : n + 1000]]
-                reply = await _post(conn, "/api/v1/events/batch", {"events": events})
-                if reply.status != 200:
-                    raise RuntimeError(f"start: {reply.status} {reply.body[:200]!r}")
+        while queue:
+            events = queue.pop()
+            reply = await _post(conn, "/api/v1/events/batch", {"events": events})
+            if reply.status != 200:
+                raise RuntimeError(f"batch: {reply.status} {reply.body[:200]!r}")
+            results = json.loads(reply.body)["results"]
+            refused = [r for r in results if "error" in r]
+            if refused:
+                raise RuntimeError(f"batch item refused: {refused[0]}")
+            last = max(last, results[-1]["position"])
         await conn.close()
 
-    await asyncio.gather(*(worker(chunk) for chunk in chunks if chunk))
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return last
 
 
 async def single_appends(base_url: str, token: str, clients: int, seconds: float) -> Run:
@@ -131,6 +158,19 @@ def catch_up(service: Service) -> tuple[int, float]:
         runner.wait(timeout=30)
 
 
+def rebuild(service: Service) -> float:
+    """Seconds `ledger projections rebuild` takes to rebuild every read model."""
+    started = time.perf_counter()
+    subprocess.run(
+        ledger_command("projections", "rebuild"),
+        env=service.env,
+        stdout=subprocess.DEVNULL,
+        check=True,
+        timeout=3600,
+    )
+    return time.perf_counter() - started
+
+
 def _run(coroutine: Coroutine[object, object, T]) -> T:
     """Run a coroutine from sync code that is itself called inside a running loop."""
     with ThreadPoolExecutor(1) as pool:
@@ -172,33 +212,34 @@ async def live_lag(base_url: str, token: str, rate: float, seconds: float) -> Ru
     return Run(operations=len(probes), seconds=time.perf_counter() - started, latencies=probes)
 
 
-async def load_jobs(base_url: str, token: str, count: int) -> float:
-    """Create `count` jobs in a mix of statuses; seconds until the projections show them all."""
+async def load_jobs(base_url: str, token: str, count: int) -> tuple[int, float]:
+    """Create `count` jobs in a fixed mix of statuses, in batches of about 1000 events:
+    60% started, of which half succeed and a sixth fail. (last position, seconds)."""
     started = time.perf_counter()
-    ids = [f"job-{n:08d}" for n in range(count)]
-    await create_jobs(base_url, token, ids, start=False)
-    conn = _connection(base_url, token)
-    last = None
-    for n in range(0, count, 1000):
-        events: list[dict[str, object]] = []
-        for job_id in ids[n : n + 1000]:
-            kind = int(job_id[-2:])  # a fixed mix: 60% started, of which some finish
-            if kind < 60:
-                events.append({"job_id": job_id, "type": "started"})
-            if kind < 30:
-                events.append({"job_id": job_id, "type": "succeeded", "records_created": kind})
-            elif kind < 40:
-                events.append({"job_id": job_id, "type": "failed", "error_message": "bench"})
-        reply = await _post(conn, "/api/v1/events/batch", {"events": events})
-        last = json.loads(reply.body)["results"][-1]["position"]
-    # Wait for the projections to reach the last write.
-    await conn.send(conn.prepare("GET", f"/api/v1/jobs/{ids[-1]}?min_position={last}"))
-    while True:
-        reply = await conn.send(conn.prepare("GET", f"/api/v1/jobs/{ids[-1]}?min_position={last}"))
-        if reply.status == 200:
-            break
-    await conn.close()
-    return time.perf_counter() - started
+    batches: list[list[dict[str, object]]] = []
+    events: list[dict[str, object]] = []
+    shown = started
+    for n in range(count):
+        job_id = f"job-{n:08d}"
+        events.append({"job_id": job_id, "type": "created", "job_type": job_type(job_id)})
+        kind = n % 100
+        if kind < 60:
+            events.append({"job_id": job_id, "type": "started"})
+        if kind < 30:
+            events.append({"job_id": job_id, "type": "succeeded", "records_created": kind})
+        elif kind < 40:
+            events.append({"job_id": job_id, "type": "failed", "error_message": "bench"})
+        if len(events) >= 997 or n == count - 1:
+            batches.append(events)
+            events = []
+        if len(batches) == 100 or n == count - 1:
+            last = await send_batches(base_url, token, batches, connections=4)
+            batches = []
+            if time.perf_counter() - shown > 5:
+                shown = time.perf_counter()
+                rate = (n + 1) / (shown - started)
+                print(f"    {n + 1:,} of {count:,} jobs ({rate:,.0f} jobs/s)", flush=True)
+    return last, time.perf_counter() - started
 
 
 async def read_latencies(
