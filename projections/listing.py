@@ -17,10 +17,14 @@ COLUMNS: Final = ", ".join(JobRow.__struct_fields__)
 ORDER_OF_TENANT: Final = "created_at DESC, id DESC"
 ORDER_ALL: Final = "created_at DESC, id DESC, tenant DESC"
 
+# One value is compared with `=`, not `= any(...)`: PostgreSQL 15 reads the
+# (tenant, status | job_type, created_at, id) index in list order only for `=`.
 FILTERS: Final = {
     "tenant": "tenant = ${}",
-    "job_type": "job_type = any(${}::text[])",
-    "status": "status = any(${}::text[])",
+    "job_type": "job_type = ${}",
+    "job_types": "job_type = any(${}::text[])",
+    "status": "status = ${}",
+    "statuses": "status = any(${}::text[])",
     "start_date": "start_time >= ${}",  # inclusive; NULL (unstarted) never matches
     "end_date": "start_time < ${}",  # exclusive
 }

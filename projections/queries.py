@@ -107,8 +107,8 @@ class JobQueryService:
         shape = []
         for name, value in (
             ("tenant", query.tenant),
-            ("job_type", list(query.job_type) or None),
-            ("status", list(query.status) or None),
+            *_values("job_type", "job_types", query.job_type),
+            *_values("status", "statuses", query.status),
             ("start_date", as_utc(query.start_date)),
             ("end_date", as_utc(query.end_date)),
         ):
@@ -122,7 +122,7 @@ class JobQueryService:
                 params.append(after.tenant)
         params.append(query.first + 1)  # one more says whether there is a next page
         rows = await self.pool.fetch(job_page_sql(tuple(shape)), *params)
-        jobs = [JobRow(**dict(r)) for r in rows[: query.first]]
+        jobs = [JobRow(*r) for r in rows[: query.first]]
         last = jobs[-1] if jobs else None
         return JobPage(
             jobs=jobs,
@@ -140,7 +140,7 @@ class JobQueryService:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(SELECT_JOB, tenant, job_id)
             if row is not None:
-                return JobRow(**dict(row))
+                return JobRow(*row)
             if await conn.fetchval(SELECT_DELETED, tenant, job_id):
                 raise JobGone(job_id)
         raise JobNotFound(job_id)
@@ -151,7 +151,7 @@ class JobQueryService:
             rows = await self.pool.fetch(SELECT_RUNNING, limit)
         else:
             rows = await self.pool.fetch(SELECT_RUNNING_OF_TENANT, tenant, limit)
-        return [RunningRow(**dict(r)) for r in rows]
+        return [RunningRow(*r) for r in rows]
 
     async def stats(self, query: StatsQuery) -> StatsResult:
         """Counts and durations from job_stats only (never scans jobs).
@@ -254,6 +254,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 def _encode_json(value: object) -> str:
     return msgspec.json.encode(value).decode()
+
+
+def _values(one: str, many: str, values: tuple[str, ...]) -> list[tuple[str, str | list[str]]]:
+    """A list filter's shape entry and parameter: `one` for a value, `many` for several."""
+    if len(values) == 1:
+        return [(one, values[0])]
+    return [(many, list(values))] if values else []
 
 
 def _group_keys(group_by: tuple[str, ...]) -> list[str]:

@@ -10,8 +10,12 @@ import msgspec
 from ledger.domain import Job
 
 
-class JobRow(msgspec.Struct, kw_only=True):
-    """One job as the `jobs` read model holds it (and as a replay of its events gives it)."""
+class JobRow(msgspec.Struct):
+    """One job as the `jobs` read model holds it (and as a replay of its events gives it).
+
+    Fields are in the order of the columns the query service selects, so a record
+    converts positionally (`JobRow(*record)`), many times faster than by keyword.
+    """
 
     tenant: str
     id: str
@@ -82,8 +86,8 @@ def job_row(job: Job, position: int) -> JobRow:
     )
 
 
-class RunningRow(msgspec.Struct, kw_only=True):
-    """A job in the running set."""
+class RunningRow(msgspec.Struct):
+    """A job in the running set (fields in column order, like JobRow)."""
 
     tenant: str
     id: str
