@@ -43,6 +43,7 @@ POSITION_HEADER: Final = "X-Ledger-Position"
 _KEY: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
 KEY_STATE: Final = "ledger_idempotency_key"
 MAX_DEPTH: Final = 32
+ESCAPED_NUL: Final = b"\\u0000"
 """How deep free-form JSON (parameters, result, error_details) may nest."""
 _peek: Final = msgspec.json.Decoder(dict[str, object])
 
@@ -129,9 +130,32 @@ async def write_gate(request: Request[Any, Any, Any]) -> Response[bytes] | None:
             return await refuse(request, key, MalformedJson("nested too deeply"))
         except UnicodeDecodeError:  # msgspec raises it, not DecodeError, for invalid UTF-8
             return await refuse(request, key, MalformedJson("the body is not valid UTF-8"))
-        if (bad := unstorable(msgspec.to_builtins(decoded))) is not None:
+        # U+0000 can only be in a JSON body as an escape; without one, only the nesting
+        # of free-form values (parameters, results, details) needs a look.
+        full = ESCAPED_NUL in body
+        bad = unstorable(msgspec.to_builtins(decoded)) if full else too_deep(decoded)
+        if bad is not None:
             return await refuse(request, key, BadField(*bad))
     return None
+
+
+def too_deep(value: object, path: str = "", depth: int = 0) -> tuple[str, str] | None:
+    """`unstorable` of the decoded body, for a body without U+0000: it walks the
+    request's own structure and looks into free-form values only."""
+    if isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            item = getattr(value, name)
+            if isinstance(item, msgspec.Struct | list | dict):
+                inner = f"{path}.{name}" if path else name
+                if (found := too_deep(item, inner, depth + 1)) is not None:
+                    return found
+        return None
+    if isinstance(value, list) and value and isinstance(value[0], msgspec.Struct):
+        for index, item in enumerate(value):
+            if (found := too_deep(item, f"{path}[{index}]", depth + 1)) is not None:
+                return found
+        return None
+    return unstorable(value, path, depth)
 
 
 def unstorable(value: object, path: str = "", depth: int = 0) -> tuple[str, str] | None:
