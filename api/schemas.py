@@ -324,8 +324,11 @@ class BatchResults(Struct, kw_only=True):
 
 def iso(moment: datetime) -> str:
     """ISO 8601 in UTC with millisecond precision and a Z."""
-    utc = moment.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    # Every timestamp served passes here: %-formatting takes a third of strftime's time.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond // 1000,
+    )  # fmt: skip
 
 
 def iso_or_none(moment: datetime | None) -> str | None:
