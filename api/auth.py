@@ -10,6 +10,7 @@ from litestar import Request
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.params import QueryParameter
 
+from api.consistency import note_position
 from api.parts import parts_of
 from api.problems import BadField, WrongTenant
 from api.ratelimit import limit_rate
@@ -31,8 +32,13 @@ _JOB_ID: Final = re.compile(ID_PATTERN)
 _BEARER: Final = re.compile(r"^Bearer +(?P<token>\S+) *$", re.IGNORECASE)
 
 
-async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    """The principal of the request's bearer token; 401 without a valid, live token."""
+async def authenticate(
+    connection: ASGIConnection[Any, Any, Any, Any], *, reading: bool = False
+) -> Principal:
+    """The principal of the request's bearer token; 401 without a valid, live token.
+
+    For a read, the read models' position comes back with the token's row.
+    """
     known = connection.state.get(_PRINCIPAL)
     if isinstance(known, Principal):
         return known
@@ -42,7 +48,13 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     match = _BEARER.match(header)
     principal = None
     if match is not None:
-        principal = await parts_of(connection.app.state).tokens.verify(match["token"])
+        tokens = parts_of(connection.app.state).tokens
+        if reading:
+            principal, position = await tokens.verify_and_read(match["token"])
+            if isinstance(position, int):
+                note_position(connection.scope, position)
+        else:
+            principal = await tokens.verify(match["token"])
     if principal is None:
         raise NotAuthorizedException("the bearer token is unknown, malformed or revoked")
     connection.state[_PRINCIPAL] = principal
@@ -52,7 +64,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
 
 async def may_read(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: any valid token (every role reads its tenant's jobs and stats)."""
-    await authenticate(connection)
+    await authenticate(connection, reading=True)
 
 
 async def may_write(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

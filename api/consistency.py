@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 POSITION_HEADER: Final = "X-Ledger-Position"
 _STATE_KEY: Final = "ledger_read_position"
+_NOTED_KEY: Final = "ledger_noted_position"
 RETRY_AFTER: Final = 1
 """Seconds a client should wait before asking again for a position not reached."""
 
@@ -38,13 +39,23 @@ async def provide_read_position(
     """Dependency: the position the read models have reached, after waiting for `min_position`."""
     parts = parts_of(request.app.state)
     queries = parts.queries
-    if min_position is not None:
-        timeout = parts.settings.min_position_timeout
-        if not await queries.wait_for_position(min_position, timeout):
-            raise NotReady(min_position, await queries.position(), RETRY_AFTER)
-    reached = await queries.position()
-    request.scope.setdefault("state", {})[_STATE_KEY] = reached
+    state = request.scope.setdefault("state", {})
+    noted = state.get(_NOTED_KEY)
+    if min_position is None and isinstance(noted, int):
+        reached = noted
+    else:
+        if min_position is not None:
+            timeout = parts.settings.min_position_timeout
+            if not await queries.wait_for_position(min_position, timeout):
+                raise NotReady(min_position, await queries.position(), RETRY_AFTER)
+        reached = await queries.position()
+    state[_STATE_KEY] = reached
     return reached
+
+
+def note_position(scope: Scope, position: int) -> None:
+    """Keep a position read before this request's reads (with its token), to answer with."""
+    scope.setdefault("state", {})[_NOTED_KEY] = position
 
 
 async def echo_position(message: Message, scope: Scope) -> None:
