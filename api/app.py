@@ -80,7 +80,8 @@ def create_app(settings: Settings) -> Litestar:
             app.state[STATE_KEY] = Parts(settings, ledger, queries, tokens, runner, writers)
             yield
 
-    def provide_queries(request: Request[Any, Any, Any]) -> JobQueryService:
+    def provide_queries(request: Request[Any, Any, Any], read_position: int) -> JobQueryService:
+        """The query service, once the read models include the read's `min_position`."""
         return parts_of(request.app.state).queries
 
     return Litestar(

@@ -10,7 +10,6 @@ from litestar import Request
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.params import QueryParameter
 
-from api.consistency import note_position
 from api.parts import parts_of
 from api.problems import BadField, WrongTenant
 from api.ratelimit import limit_rate
@@ -28,6 +27,7 @@ WRITERS: Final = frozenset({Role.ADMIN, Role.WRITER})
 GLOBAL_SCOPE: Final = "*"
 """The idempotency-key scope of global tokens (no tenant is spelled `*`)."""
 _PRINCIPAL: Final = "ledger_principal"
+_READ_WITH_TOKEN: Final = "ledger_read_with_token"
 _JOB_ID: Final = re.compile(ID_PATTERN)
 _BEARER: Final = re.compile(r"^Bearer +(?P<token>\S+) *$", re.IGNORECASE)
 
@@ -50,9 +50,9 @@ async def authenticate(
     if match is not None:
         tokens = parts_of(connection.app.state).tokens
         if reading:
-            principal, position = await tokens.verify_and_read(match["token"])
-            if isinstance(position, int):
-                note_position(connection.scope, position)
+            principal, connection.state[_READ_WITH_TOKEN] = await tokens.verify_and_read(
+                match["token"]
+            )
         else:
             principal = await tokens.verify(match["token"])
     if principal is None:
@@ -72,6 +72,12 @@ async def may_write(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
     principal = await authenticate(connection)
     if principal.role not in WRITERS:
         raise PermissionDeniedException(f"a {principal.role} token may not write; writer or admin")
+
+
+def position_read_with_token(connection: ASGIConnection[Any, Any, Any, Any]) -> int | None:
+    """The read models' position, read along with this read's token (None if it was not)."""
+    position = connection.state.get(_READ_WITH_TOKEN)
+    return position if isinstance(position, int) else None
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

@@ -8,6 +8,7 @@ from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.params import QueryParameter
 
+from api.auth import Caller, position_read_with_token
 from api.parts import parts_of
 from api.problems import NotReady
 
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
 
 POSITION_HEADER: Final = "X-Ledger-Position"
 _STATE_KEY: Final = "ledger_read_position"
-_NOTED_KEY: Final = "ledger_noted_position"
 RETRY_AFTER: Final = 1
 """Seconds a client should wait before asking again for a position not reached."""
 
@@ -34,28 +34,24 @@ MinPosition = Annotated[
 
 
 async def provide_read_position(
-    request: Request[Any, Any, Any], min_position: MinPosition = None
+    request: Request[Any, Any, Any], caller: Caller, min_position: MinPosition = None
 ) -> int:
-    """Dependency: the position the read models have reached, after waiting for `min_position`."""
+    """Dependency: the position the read models have reached, after waiting for `min_position`.
+
+    It takes `caller` so that Litestar resolves caller, position and query service one after
+    another: dependencies side by side would cost an anyio task group on every read.
+    """
     parts = parts_of(request.app.state)
     queries = parts.queries
-    state = request.scope.setdefault("state", {})
-    noted = state.get(_NOTED_KEY)
-    if min_position is None and isinstance(noted, int):
-        reached = noted
-    else:
+    reached = position_read_with_token(request) if min_position is None else None
+    if reached is None:
         if min_position is not None:
             timeout = parts.settings.min_position_timeout
             if not await queries.wait_for_position(min_position, timeout):
                 raise NotReady(min_position, await queries.position(), RETRY_AFTER)
         reached = await queries.position()
-    state[_STATE_KEY] = reached
+    request.scope.setdefault("state", {})[_STATE_KEY] = reached
     return reached
-
-
-def note_position(scope: Scope, position: int) -> None:
-    """Keep a position read before this request's reads (with its token), to answer with."""
-    scope.setdefault("state", {})[_NOTED_KEY] = position
 
 
 async def echo_position(message: Message, scope: Scope) -> None:
