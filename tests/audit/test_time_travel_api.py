@@ -200,9 +200,10 @@ async def test_as_of_lists_stay_in_the_tenant_and_a_global_admin_names_it(
 async def test_every_get_answer_says_how_fresh_it_is(
     client: Client, writer: Headers, auditor: Headers
 ) -> None:
-    await create(client, writer, id="a")
+    created = await create(client, writer, id="a")
     paths = [
-        "/api/v1/jobs", "/api/v1/jobs?as_of=2030-01-01", "/api/v1/jobs/a",
+        f"/api/v1/jobs?min_position={created['position']}",  # reads of job a follow
+        "/api/v1/jobs?as_of=2030-01-01", "/api/v1/jobs/a",
         "/api/v1/jobs/a?version=1", "/api/v1/jobs/a?as_of=2030-01-01", "/api/v1/jobs/a/progress",
         "/api/v1/jobs/running", "/api/v1/jobs/a/events", "/api/v1/stats",
         "/api/v1/stats?as_of=2030-01-01", "/api/v1/events",
