@@ -2,6 +2,14 @@
 
 Each combination gets its own text (rather than `$n IS NULL OR ...`), so every
 prepared statement has a plan that can use the index for its filters.
+
+Dates select by start time while the list is ordered by creation time. A job starts
+after it is created, so a page of jobs started in [start, end) walks the creation order
+only between `start - LATE` and `end`. The jobs outside that window which still match
+come from two partial indexes that are small by nature: jobs that waited longer than
+LATE to start, and jobs stamped as started before they were created (writers' clocks
+disagree). The three parts are disjoint and each is read in list order, so the answer
+is exact however the clocks went, and no page walks more than the window.
 """
 
 from __future__ import annotations
@@ -12,6 +20,15 @@ from typing import Final
 from projections.rows import JobRow
 
 SELECT_JOBS_PAGE: Final = "SELECT {columns} FROM jobs WHERE {where} ORDER BY {order} LIMIT ${limit}"
+SELECT_PAGE_OF_PARTS: Final = (
+    "SELECT {columns} FROM ({parts}) AS part ORDER BY {order} LIMIT ${limit}"
+)
+# OFFSET 0 keeps the planner from pushing the outer conditions in, so the inner query reads
+# the small partial index its own conditions name (a status or a date would draw another).
+SELECT_STRAYS: Final = (
+    "SELECT {columns} FROM (SELECT {columns} FROM jobs WHERE {inner} OFFSET 0) AS stray "
+    "WHERE {where} ORDER BY {order} LIMIT ${limit}"
+)
 COLUMNS: Final = ", ".join(JobRow.__struct_fields__)
 # Newest first by (created_at, id); across tenants the tenant breaks ties.
 ORDER_OF_TENANT: Final = "created_at DESC, id DESC"
@@ -31,6 +48,12 @@ FILTERS: Final = {
 AFTER_OF_TENANT: Final = "(created_at, id) < (${}, ${})"
 AFTER_ALL: Final = "(created_at, id, tenant) < (${}, ${}, ${})"
 
+# The predicates of the partial indexes in infra/schema/010_jobs.sql, spelled as they
+# are there so that the planner can use them.
+LATE: Final = "interval '1 hour'"
+STARTED_LATE: Final = f"start_time - created_at > {LATE}"
+STARTED_EARLY: Final = "start_time < created_at"
+
 
 @lru_cache(maxsize=128)
 def job_page_sql(shape: tuple[str, ...]) -> str:
@@ -40,6 +63,7 @@ def job_page_sql(shape: tuple[str, ...]) -> str:
     parameters (three when no tenant is given), and the last parameter is the limit.
     """
     where: list[str] = []
+    dates: dict[str, int] = {}
     n = 0
     of_tenant = "tenant" in shape
     for name in shape:
@@ -51,9 +75,39 @@ def job_page_sql(shape: tuple[str, ...]) -> str:
         else:
             n += 1
             where.append(FILTERS[name].format(n))
-    return SELECT_JOBS_PAGE.format(
-        columns=COLUMNS,
-        where=" AND ".join(where) or "true",
-        order=ORDER_OF_TENANT if of_tenant else ORDER_ALL,
+            if name in ("start_date", "end_date"):
+                dates[name] = n
+    order = ORDER_OF_TENANT if of_tenant else ORDER_ALL
+    if not dates:
+        return SELECT_JOBS_PAGE.format(
+            columns=COLUMNS, where=" AND ".join(where) or "true", order=order, limit=n + 1
+        )
+    start, end = dates.get("start_date"), dates.get("end_date")
+    window = [f"created_at >= ${start} - {LATE}"] if start else []
+    window += [f"created_at < ${end}"] if end else []
+    parts = [SELECT_JOBS_PAGE.format(
+        columns=COLUMNS, where=" AND ".join(where + window), order=order, limit=n + 1
+    )]  # fmt: skip
+    tenant = where[:1] if of_tenant else []  # the tenant is the first parameter
+    for stray in _strays(start, end):
+        parts.append(SELECT_STRAYS.format(
+            columns=COLUMNS, inner=" AND ".join(tenant + stray),
+            where=" AND ".join(where[len(tenant):]), order=order, limit=n + 1,
+        ))  # fmt: skip
+    return SELECT_PAGE_OF_PARTS.format(
+        columns=COLUMNS, parts=" UNION ALL ".join(f"({p})" for p in parts), order=order,
         limit=n + 1,
-    )
+    )  # fmt: skip
+
+
+def _strays(start: int | None, end: int | None) -> list[list[str]]:
+    """The conditions of the jobs in range that were created outside the window.
+
+    `start` and `end` are the parameter numbers of the dates given.
+    """
+    strays = []
+    if start is not None:  # created before the window, yet started in range: it waited
+        strays.append([f"created_at < ${start} - {LATE}", STARTED_LATE])
+    if end is not None:  # created after the range, yet started in it: clocks disagree
+        strays.append([f"created_at >= ${end}", STARTED_EARLY])
+    return strays
