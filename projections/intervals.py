@@ -14,15 +14,17 @@ from functools import singledispatch
 from typing import TYPE_CHECKING, Final
 
 import msgspec
-from eventsourcing.persistence import Tracking
 from psycopg.sql import SQL
 
 from ledger.domain import Job, JobStatus, millis_between, stream_id
+from projections.bulk import BulkTable
 from projections.tracking import (
+    KEYS,
     Batch,
     BatchProjection,
+    ByClass,
     TrackedView,
-    key_arrays,
+    stream_keys,
     utc,
     utc_or_none,
 )
@@ -50,19 +52,18 @@ class Interval(msgspec.Struct, kw_only=True):
 
 
 COLUMNS: Final = Interval.__struct_fields__
-KEYS: Final = "(tenant, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+TYPES: Final = (
+    "text", "text", "int4", "text", "text", "timestamptz", "timestamptz", "timestamptz",
+    "timestamptz", "int8",
+)  # fmt: skip
+"""The `job_status_intervals` column types in COLUMNS order, for binary COPY."""
 SELECT_OPEN: Final = SQL(
     f"SELECT {', '.join(COLUMNS)} FROM job_status_intervals WHERE valid_to IS NULL AND {KEYS}"
 )
-INSERT_INTERVAL: Final = SQL(
-    f"INSERT INTO job_status_intervals ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
-    # A replay of an interval already written changes nothing.
-    "ON CONFLICT (tenant, id, version) DO NOTHING"
-)
+INTERVALS: Final = BulkTable("job_status_intervals", COLUMNS, TYPES)
 CLOSE_INTERVALS: Final = SQL(
     "UPDATE job_status_intervals i SET valid_to = c.valid_to "
-    "FROM unnest(%s::text[], %s::text[], %s::int[], %s::timestamptz[]) "
+    "FROM unnest(%b::text[], %b::text[], %b::int[], %b::timestamptz[]) "
     "AS c(tenant, id, version, valid_to) "
     "WHERE i.tenant = c.tenant AND i.id = c.id AND i.version = c.version "
     "AND i.valid_to IS NULL"
@@ -76,6 +77,8 @@ STATUS_AFTER: Final[dict[type[Job.Event], JobStatus]] = {
     Job.Deleted: JobStatus.DELETED,
 }
 ENDS: Final = frozenset({Job.Succeeded, Job.Failed, Job.Cancelled})
+OPENS: Final = frozenset({Job.Created, *STATUS_AFTER})
+"""Events that may open an interval; the others (Progressed) change nothing here."""
 
 
 @singledispatch
@@ -117,6 +120,9 @@ def _(event: Job.Created, open_: Interval | None) -> Interval | None:
     )
 
 
+FOLLOW: Final = ByClass(follow.dispatch)
+
+
 class Changes(msgspec.Struct):
     """What a batch does to the table: intervals opened, and stored ones closed."""
 
@@ -134,8 +140,9 @@ def fold(open_intervals: dict[str, Interval], batch: Batch) -> Changes:
     """
     changes = Changes(opened={}, closed=[])
     for event, _ in batch:
-        if not isinstance(event, Job.Event):
+        if type(event) not in OPENS:
             continue
+        assert isinstance(event, Job.Event)
         sid = event.originator_id
         current = open_intervals.get(sid)
         if current is not None and event.originator_version <= current.version:
@@ -144,7 +151,7 @@ def fold(open_intervals: dict[str, Interval], batch: Batch) -> Changes:
             if type(event) in STATUS_AFTER:
                 log.warning("intervals: %s v%d has no open interval", sid, event.originator_version)
             continue
-        new = follow(event, current)
+        new = FOLLOW[type(event)](event, current)
         if new is None:
             continue
         if current is not None:
@@ -161,14 +168,16 @@ class IntervalsView(TrackedView):
 
     name = "job_status_intervals"
     tables = ("job_status_intervals",)
+    query_indexes = (
+        "job_status_intervals_tenant_created_at_id_idx",
+        "job_status_intervals_created_at_id_tenant_idx",
+        "job_status_intervals_tenant_valid_from_idx",
+    )
 
-    def update(self, batch: Batch, tracking: Tracking) -> None:
-        """Close and open the intervals the batch's events mark, with its tracking."""
-        self.commit_batch(batch, tracking, self._write)
-
-    def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
-        streams = {p.event.originator_id for p in batch if isinstance(p.event, Job.Event)}
-        curs.execute(SELECT_OPEN, key_arrays(streams))
+    def write(self, curs: Cursor[DictRow], batch: Batch) -> None:
+        """Close and open the intervals the batch's events mark."""
+        keys = stream_keys(batch)
+        curs.execute(SELECT_OPEN, keys.arrays)
         open_intervals = {stream_id(r["tenant"], r["id"]): _from_record(r) for r in curs}
         changes = fold(open_intervals, batch)
         if changes.closed:
@@ -183,18 +192,14 @@ class IntervalsView(TrackedView):
                 ),
             )
         if changes.opened:
-            curs.executemany(
-                INSERT_INTERVAL, [msgspec.structs.astuple(i) for i in changes.opened.values()]
-            )
+            # New by construction: the fold opens only versions above the open interval's.
+            INTERVALS.insert(curs, map(msgspec.structs.astuple, changes.opened.values()))
 
 
 class IntervalsProjection(BatchProjection[IntervalsView]):
     """Keeps the status intervals: a status change ends one interval and begins the next."""
 
     name = "job_status_intervals"
-
-    def process_batch(self, batch: Batch, tracking: Tracking) -> None:
-        self.view.update(batch, tracking)
 
 
 def _from_record(record: DictRow) -> Interval:

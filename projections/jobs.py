@@ -9,21 +9,21 @@ leave the table and a tombstone in `deleted_jobs` (410 rather than 404).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-import msgspec
-from eventsourcing.persistence import Tracking
+from msgspec.structs import astuple
 from psycopg.sql import SQL
-from psycopg.types.json import Jsonb
 
 from ledger.domain import Job, JobStatus, stream_id
+from projections.bulk import BulkTable
 from projections.rows import JobRow, job_row
 from projections.tracking import (
+    KEYS,
     Batch,
     BatchProjection,
     TrackedView,
     key_arrays,
+    stream_keys,
     utc,
     utc_or_none,
 )
@@ -35,24 +35,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COLUMNS: Final = JobRow.__struct_fields__
-JSON_COLUMNS: Final = frozenset(
-    {"error_details", "error_history", "parameters", "labels", "counters", "result"}
-)
-KEYS: Final = "(tenant, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+TYPES: Final = (
+    "text", "text", "text", "text", "text", "int4", "text", "int8", "int8", "int8", "int8",
+    "int8", "timestamptz", "timestamptz", "int8", "timestamptz", "timestamptz", "text", "jsonb",
+    "jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "text", "int4", "int4", "text", "int4", "int8",
+)  # fmt: skip
+"""The `jobs` column types in COLUMNS order, for binary COPY."""
 
 SELECT_JOBS: Final = SQL(f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE {KEYS}")
 SELECT_TOMBSTONES: Final = SQL(f"SELECT tenant, id FROM deleted_jobs WHERE {KEYS}")
-UPSERT_JOB: Final = SQL(
-    f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
-    f"ON CONFLICT (tenant, id) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c not in ("tenant", "id"))
-    # A replay of older events never overwrites a newer row.
-    + " WHERE jobs.version < EXCLUDED.version"
-)
+JOBS: Final = BulkTable("jobs", COLUMNS, TYPES)
 DELETE_JOBS: Final = SQL(f"DELETE FROM jobs WHERE {KEYS}")
 INSERT_TOMBSTONES: Final = SQL(
     "INSERT INTO deleted_jobs (tenant, id, version, position, deleted_at) "
-    "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::bigint[], %s::timestamptz[]) "
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::int[], %b::bigint[], %b::timestamptz[]) "
     "ON CONFLICT (tenant, id) DO NOTHING"
 )
 
@@ -87,6 +83,15 @@ def job_from_row(row: JobRow) -> Job:
     return job
 
 
+def created_job(event: Job.Created) -> Job:
+    """The Job `event` creates, as the library's `event.mutate(None)` builds it (Job has
+    no `__init__` of its own), without matching the event's fields to signatures."""
+    job = Job.__new__(Job)
+    job.__base_init__(event.originator_id, event.originator_version, event.timestamp)
+    event.apply(job)
+    return job
+
+
 def fold(jobs: dict[str, Job], gone: set[str], batch: Batch) -> dict[str, int]:
     """Mutate `jobs` (by stream id) with the batch's events; the last position of each.
 
@@ -102,9 +107,7 @@ def fold(jobs: dict[str, Job], gone: set[str], batch: Batch) -> dict[str, int]:
         if sid in gone or (job is not None and event.originator_version <= job.version):
             continue
         if isinstance(event, Job.Created):
-            created = event.mutate(None)
-            assert isinstance(created, Job)
-            jobs[sid] = created
+            jobs[sid] = created_job(event)
         elif job is None:
             log.warning("jobs: %s v%d has no row; skipped", sid, event.originator_version)
             continue
@@ -119,25 +122,32 @@ class JobsView(TrackedView):
 
     name = "jobs"
     tables = ("jobs", "deleted_jobs")
+    query_indexes = (
+        "jobs_tenant_created_at_id_idx",
+        "jobs_created_at_id_tenant_idx",
+        "jobs_tenant_status_created_at_id_idx",
+        "jobs_tenant_job_type_created_at_id_idx",
+        "jobs_tenant_start_time_idx",
+    )
 
-    def update(self, batch: Batch, tracking: Tracking) -> None:
-        """Fold the batch into the rows of the jobs it touches, with its tracking."""
-        self.commit_batch(batch, tracking, self._write)
-
-    def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
-        keys = key_arrays(
-            {e.event.originator_id for e in batch if isinstance(e.event, Job.Event)}
-        )
+    def write(self, curs: Cursor[DictRow], batch: Batch) -> None:
+        """Fold the batch into the rows of the jobs it touches."""
+        keys = stream_keys(batch).arrays
         curs.execute(SELECT_JOBS, keys)
         jobs = {stream_id(r["tenant"], r["id"]): job_from_row(row_from_record(r)) for r in curs}
         curs.execute(SELECT_TOMBSTONES, keys)
         gone = {stream_id(r["tenant"], r["id"]) for r in curs}
+        stored = set(jobs)
         positions = fold(jobs, gone, batch)
-        changed = [(jobs[sid], p) for sid, p in positions.items()]
-        alive = [job_row(job, p) for job, p in changed if job.status is not JobStatus.DELETED]
-        deleted = [(job, p) for job, p in changed if job.status is JobStatus.DELETED]
-        if alive:
-            curs.executemany(UPSERT_JOB, [_params(row) for row in alive])
+        changed = [(sid, jobs[sid], p) for sid, p in positions.items()]
+        alive = [(sid, job, p) for sid, job, p in changed if job.status is not JobStatus.DELETED]
+        deleted = [(job, p) for _, job, p in changed if job.status is JobStatus.DELETED]
+        added = [astuple(job_row(job, p)) for sid, job, p in alive if sid not in stored]
+        kept = [astuple(job_row(job, p)) for sid, job, p in alive if sid in stored]
+        if added:
+            JOBS.insert(curs, added)
+        if kept:
+            JOBS.upsert(curs, kept)
         if deleted:
             curs.execute(DELETE_JOBS, key_arrays(job.id for job, _ in deleted))
             curs.execute(
@@ -156,14 +166,3 @@ class JobsProjection(BatchProjection[JobsView]):
     """Keeps `jobs`: every Job event changes its job's row; Deleted removes it."""
 
     name = "jobs"
-
-    def process_batch(self, batch: Batch, tracking: Tracking) -> None:
-        self.view.update(batch, tracking)
-
-
-def _params(row: JobRow) -> Sequence[object]:
-    values = msgspec.structs.astuple(row)
-    return [
-        Jsonb(v) if c in JSON_COLUMNS and v is not None else v
-        for c, v in zip(COLUMNS, values, strict=True)
-    ]

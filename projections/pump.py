@@ -1,8 +1,15 @@
-"""Reads the event log in batches and hands each batch to every projection."""
+"""Reads the event log in batches and hands each batch to every projection.
+
+The projections take a batch side by side, each on a connection of its own and in
+a transaction of its own with its tracking position: while one waits for PostgreSQL
+another folds, and each model still sees every event exactly once.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 from eventsourcing.persistence import Tracking
@@ -11,34 +18,45 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from ledger.application import APPLICATION_NAME, JobLedger
 from ledger.persistence import persistence_env
 from ledger.settings import Settings
+from projections.collector import collector_paused
 from projections.intervals import IntervalsProjection, IntervalsView
 from projections.jobs import JobsProjection, JobsView
+from projections.reader import LogReader, ReadAhead
 from projections.running import RunningProjection, RunningView
 from projections.stats import StatsProjection, StatsView
-from projections.tracking import Positioned, Projector
+from projections.tracking import Batch, Projector
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE: Final = 1000
-"""Events read, projected and committed together (per projection, one transaction)."""
+BATCH_SIZE: Final = 10000
+"""Most events read, projected and committed together. On a backlog a bigger batch
+folds more of each job's events into one row write; it costs memory (about 4 kB an
+event, read ahead included) and the length of each projection's transaction."""
 
 
 class Pump:
     """The projections over one connection pool, and how far each has got.
 
-    Reading goes through the library's application recorder (`select_notifications`)
-    and mapper, so events are decoded exactly as the write side stored them.
+    Events are decoded by the application's mapper, exactly as the write side stored
+    them; on a backlog the next batch is read while the current one is written.
     """
 
     def __init__(self, settings: Settings, *, batch_size: int = BATCH_SIZE) -> None:
         env = persistence_env(settings)
-        env.update(POSTGRES_POOL_SIZE="2", POSTGRES_MAX_OVERFLOW="4")
+        # One connection per projection and one for reading ahead; a batch is folded
+        # inside its transaction, which may then sit idle for a while.
+        env.update(
+            POSTGRES_POOL_SIZE="5",
+            POSTGRES_MAX_OVERFLOW="4",
+            POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT="60",
+        )
         self.app = JobLedger(env=env)
         recorder = self.app.recorder
         assert isinstance(recorder, PostgresApplicationRecorder)
         self.recorder = recorder
         self.channel: str = recorder.channel_name
-        datastore = recorder.datastore
+        self.datastore = datastore = recorder.datastore
+        self.reader = ReadAhead(LogReader(recorder, self.app.mapper))
         self.projections: tuple[Projector, ...] = (
             JobsProjection(JobsView(datastore)),
             RunningProjection(RunningView(datastore)),
@@ -47,6 +65,7 @@ class Pump:
         )
         self.batch_size = batch_size
         self.positions: dict[str, int] = {}
+        self._workers = ThreadPoolExecutor(len(self.projections), "ledger-project")
 
     def load_positions(self) -> dict[str, int]:
         """Read each projection's position from its tracking table."""
@@ -57,21 +76,29 @@ class Pump:
         """Project the next batch of events; the number read (0 when caught up)."""
         if not self.positions:
             self.load_positions()
-        start = min(self.positions.values())
-        notifications = self.recorder.select_notifications(
-            start=start, limit=self.batch_size, inclusive_of_start=False
-        )
-        if not notifications:
-            return 0
-        batch = [Positioned(self.app.mapper.to_domain_event(n), n.id) for n in notifications]
-        # Every event read advances tracking, whether or not a projection used it.
-        tracking = Tracking(APPLICATION_NAME, notifications[-1].id)
-        for projection in self.projections:
-            done = self.positions[projection.name]
-            if done < tracking.notification_id:
-                projection.process_batch([p for p in batch if p.position > done], tracking)
-                self.positions[projection.name] = tracking.notification_id
-        return len(notifications)
+        with collector_paused():
+            batch = self.reader.read(min(self.positions.values()), self.batch_size)
+            if not batch:
+                return 0
+            # Every event read advances tracking, whether or not a projection used it.
+            tracking = Tracking(APPLICATION_NAME, batch[-1].position)
+            behind = [p for p in self.projections if self.positions[p.name] < batch[-1].position]
+            try:
+                self.project(behind, batch, tracking)
+            except BaseException:
+                self.positions = {}  # some may have committed: read them all again
+                raise
+        for projection in behind:
+            self.positions[projection.name] = tracking.notification_id
+        return len(batch)
+
+    def project(self, projections: Sequence[Projector], batch: Batch, tracking: Tracking) -> None:
+        """Have each projection take `batch` (ending at `tracking`), side by side; raise
+        the first failure once all have finished."""
+        running = [self._workers.submit(p.process_batch, batch, tracking) for p in projections]
+        failures = [error for done in running if (error := done.exception()) is not None]
+        if failures:
+            raise failures[0]
 
     def catch_up(self) -> int:
         """Project every event recorded so far; the number of events read."""
@@ -87,6 +114,8 @@ class Pump:
         self.positions = {}
 
     def close(self) -> None:
+        self._workers.shutdown()
+        self.reader.close()
         self.app.close()
 
 

@@ -11,15 +11,18 @@ from functools import singledispatch
 from typing import TYPE_CHECKING, Final
 
 import msgspec
-from eventsourcing.persistence import Tracking
 from psycopg.sql import SQL
 
 from ledger.domain import Job, JobStatus, stream_id
+from projections.bulk import BulkTable
 from projections.tracking import (
+    KEYS,
     Batch,
     BatchProjection,
+    ByClass,
     TrackedView,
     key_arrays,
+    stream_keys,
     utc,
     utc_or_none,
 )
@@ -46,14 +49,13 @@ class Active(msgspec.Struct, frozen=True):
 
 
 COLUMNS: Final = Active.__struct_fields__
-KEYS: Final = "(tenant, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+TYPES: Final = (
+    "text", "text", "text", "text", "int4", "text", "timestamptz", "timestamptz", "int4", "int4",
+    "int4",
+)  # fmt: skip
+"""The `running_jobs` column types in COLUMNS order, for binary COPY."""
 SELECT_ACTIVE: Final = SQL(f"SELECT {', '.join(COLUMNS)} FROM running_jobs WHERE {KEYS}")
-UPSERT_ACTIVE: Final = SQL(
-    f"INSERT INTO running_jobs ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (tenant, id) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c not in ("tenant", "id"))
-    + " WHERE running_jobs.version < EXCLUDED.version"
-)
+RUNNING_JOBS: Final = BulkTable("running_jobs", COLUMNS, TYPES)
 DELETE_ACTIVE: Final = SQL(f"DELETE FROM running_jobs WHERE {KEYS}")
 
 
@@ -127,6 +129,9 @@ def _(event: Job.Event, row: Active | None) -> Active | None:
     return None
 
 
+APPLY: Final = ByClass(apply.dispatch)
+
+
 def fold(rows: dict[str, Active], batch: Batch) -> set[str]:
     """Apply the batch to `rows` (by stream id, removed jobs dropped); the streams changed."""
     changed: set[str] = set()
@@ -137,7 +142,7 @@ def fold(rows: dict[str, Active], batch: Batch) -> set[str]:
         row = rows.get(sid)
         if row is not None and event.originator_version <= row.version:
             continue  # already applied
-        new = apply(event, row)
+        new = APPLY[type(event)](event, row)
         if new is None:
             rows.pop(sid, None)
         else:
@@ -151,20 +156,22 @@ class RunningView(TrackedView):
 
     name = "running_jobs"
     tables = ("running_jobs",)
+    query_indexes = ("running_jobs_tenant_start_time_idx", "running_jobs_start_time_idx")
 
-    def update(self, batch: Batch, tracking: Tracking) -> None:
-        """Apply the batch to the running set, with its tracking."""
-        self.commit_batch(batch, tracking, self._write)
-
-    def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
-        streams = {p.event.originator_id for p in batch if isinstance(p.event, Job.Event)}
-        curs.execute(SELECT_ACTIVE, key_arrays(streams))
+    def write(self, curs: Cursor[DictRow], batch: Batch) -> None:
+        """Apply the batch to the running set."""
+        keys = stream_keys(batch)
+        curs.execute(SELECT_ACTIVE, keys.arrays)
         rows = {stream_id(r["tenant"], r["id"]): _from_record(r) for r in curs}
+        stored = set(rows)
         changed = fold(rows, batch)
-        kept = [rows[sid] for sid in changed if sid in rows]
-        removed = [sid for sid in changed if sid not in rows]
+        added = [rows[sid] for sid in changed if sid in rows and sid not in stored]
+        kept = [rows[sid] for sid in changed if sid in rows and sid in stored]
+        removed = [sid for sid in changed if sid not in rows and sid in stored]
+        if added:
+            RUNNING_JOBS.insert(curs, map(msgspec.structs.astuple, added))
         if kept:
-            curs.executemany(UPSERT_ACTIVE, [msgspec.structs.astuple(row) for row in kept])
+            RUNNING_JOBS.upsert(curs, map(msgspec.structs.astuple, kept))
         if removed:
             curs.execute(DELETE_ACTIVE, key_arrays(removed))
 
@@ -174,13 +181,9 @@ class RunningProjection(BatchProjection[RunningView]):
 
     name = "running_jobs"
 
-    def process_batch(self, batch: Batch, tracking: Tracking) -> None:
-        self.view.update(batch, tracking)
-
 
 def _from_record(record: DictRow) -> Active:
     values = dict(record)
     values["start_time"] = utc_or_none(values["start_time"])
     values["updated_at"] = utc(values["updated_at"])
     return Active(**values)
-

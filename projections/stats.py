@@ -15,11 +15,20 @@ from functools import singledispatch
 from typing import TYPE_CHECKING, Final
 
 import msgspec
-from eventsourcing.persistence import Tracking
 from psycopg.sql import SQL
 
 from ledger.domain import FINISHED, Job, JobStatus, millis_between, stream_id
-from projections.tracking import Batch, BatchProjection, TrackedView, key_arrays, utc_or_none
+from projections.bulk import BulkTable
+from projections.tracking import (
+    KEYS,
+    Batch,
+    BatchProjection,
+    ByClass,
+    TrackedView,
+    key_arrays,
+    stream_keys,
+    utc_or_none,
+)
 
 if TYPE_CHECKING:
     from psycopg import Cursor
@@ -59,21 +68,17 @@ class Delta:
 
 
 COLUMNS: Final = Counted.__struct_fields__
-KEYS: Final = "(tenant, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+TYPES: Final = ("text", "text", "text", "text", "date", "timestamptz", "int8", "int4")
+"""The `job_stats_jobs` column types in COLUMNS order, for binary COPY."""
 SELECT_COUNTED: Final = SQL(f"SELECT {', '.join(COLUMNS)} FROM job_stats_jobs WHERE {KEYS}")
-UPSERT_COUNTED: Final = SQL(
-    f"INSERT INTO job_stats_jobs ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (tenant, id) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c not in ("tenant", "id"))
-    + " WHERE job_stats_jobs.version < EXCLUDED.version"
-)
+STATS_JOBS: Final = BulkTable("job_stats_jobs", COLUMNS, TYPES)
 DELETE_COUNTED: Final = SQL(f"DELETE FROM job_stats_jobs WHERE {KEYS}")
-BUCKET_ARRAYS: Final = "%s::text[], %s::text[], %s::text[], %s::date[]"
+BUCKET_ARRAYS: Final = "%b::text[], %b::text[], %b::text[], %b::date[]"
 ADD_TO_BUCKETS: Final = SQL(
     "INSERT INTO job_stats AS s (tenant, job_type, status, day, count, duration_count, "
     "duration_sum, duration_min, duration_max) "
-    f"SELECT * FROM unnest({BUCKET_ARRAYS}, %s::bigint[], %s::bigint[], %s::bigint[], "
-    "%s::bigint[], %s::bigint[]) "
+    f"SELECT * FROM unnest({BUCKET_ARRAYS}, %b::bigint[], %b::bigint[], %b::bigint[], "
+    "%b::bigint[], %b::bigint[]) "
     "ON CONFLICT (tenant, job_type, status, day) DO UPDATE SET "
     "count = s.count + EXCLUDED.count, "
     "duration_count = s.duration_count + EXCLUDED.duration_count, "
@@ -149,6 +154,9 @@ def _(event: Job.Deleted, job: Counted | None) -> Counted | None:
     return None
 
 
+APPLY: Final = ByClass(apply.dispatch)
+
+
 def fold(jobs: dict[str, Counted], batch: Batch) -> dict[Bucket, Delta]:
     """Apply the batch to `jobs` (by stream id; deleted ones dropped) and return the
     change to each bucket it touched."""
@@ -160,7 +168,10 @@ def fold(jobs: dict[str, Counted], batch: Batch) -> dict[Bucket, Delta]:
         old = jobs.get(sid)
         if old is not None and event.originator_version <= old.version:
             continue  # already applied
-        new = apply(event, old)
+        new = APPLY[type(event)](event, old)
+        if old is not None and new is not None and _counts_alike(old, new):
+            jobs[sid] = new  # in the same bucket with the same duration (progress, say)
+            continue
         if old is not None:
             _count(deltas[old.bucket], old, -1)
             jobs.pop(sid)
@@ -168,6 +179,10 @@ def fold(jobs: dict[str, Counted], batch: Batch) -> dict[Bucket, Delta]:
             _count(deltas[new.bucket], new, +1)
             jobs[sid] = new
     return dict(deltas)
+
+
+def _counts_alike(old: Counted, new: Counted) -> bool:
+    return old.duration_ms == new.duration_ms and old.bucket == new.bucket
 
 
 def _count(delta: Delta, job: Counted, sign: int) -> None:
@@ -189,21 +204,22 @@ class StatsView(TrackedView):
 
     name = "job_stats"
     tables = ("job_stats", "job_stats_jobs")
+    query_indexes = ("job_stats_tenant_day_idx", "job_stats_day_idx")
 
-    def update(self, batch: Batch, tracking: Tracking) -> None:
-        """Move the batch's jobs between buckets, with its tracking."""
-        self.commit_batch(batch, tracking, self._write)
-
-    def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
-        streams = {p.event.originator_id for p in batch if isinstance(p.event, Job.Event)}
-        curs.execute(SELECT_COUNTED, key_arrays(streams))
+    def write(self, curs: Cursor[DictRow], batch: Batch) -> None:
+        """Move the batch's jobs between buckets."""
+        keys = stream_keys(batch)
+        curs.execute(SELECT_COUNTED, keys.arrays)
         jobs = {stream_id(r["tenant"], r["id"]): _from_record(r) for r in curs}
         before = set(jobs)
         deltas = fold(jobs, batch)
-        kept = [jobs[sid] for sid in streams if sid in jobs]
+        added = [jobs[sid] for sid in keys.streams if sid in jobs and sid not in before]
+        kept = [jobs[sid] for sid in keys.streams if sid in jobs and sid in before]
         removed = [sid for sid in before if sid not in jobs]
+        if added:
+            STATS_JOBS.insert(curs, map(msgspec.structs.astuple, added))
         if kept:
-            curs.executemany(UPSERT_COUNTED, [msgspec.structs.astuple(job) for job in kept])
+            STATS_JOBS.upsert(curs, map(msgspec.structs.astuple, kept))
         if removed:
             curs.execute(DELETE_COUNTED, key_arrays(removed))
         if not deltas:
@@ -230,9 +246,6 @@ class StatsProjection(BatchProjection[StatsView]):
     """Keeps `job_stats`: each job counts once, in the bucket of its current status."""
 
     name = "job_stats"
-
-    def process_batch(self, batch: Batch, tracking: Tracking) -> None:
-        self.view.update(batch, tracking)
 
 
 def _from_record(record: DictRow) -> Counted:

@@ -3,9 +3,9 @@ that commits a batch's read-model changes with its tracking position in one tran
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, Protocol, TypeVar
 
 from eventsourcing.persistence import Tracking
@@ -14,7 +14,8 @@ from eventsourcing.projection import Projection
 from psycopg.sql import SQL, Identifier
 
 from ledger.application import APPLICATION_NAME
-from ledger.domain import split_stream_id
+from ledger.domain import Job, split_stream_id
+from projections.bulk import fast_json
 
 if TYPE_CHECKING:
     from psycopg import Cursor
@@ -34,6 +35,58 @@ class Positioned(NamedTuple):
 Batch = Sequence[Positioned]
 Writer = Callable[["Cursor[DictRow]", Batch], None]
 
+KEYS: Final = "(tenant, id) IN (SELECT * FROM unnest(%b::text[], %b::text[]))"
+"""Selects a model's rows of the jobs in `StreamKeys.arrays`."""
+
+
+class StreamKeys(NamedTuple):
+    """The jobs a batch's events belong to, by stream id and as arrays for `KEYS`."""
+
+    streams: set[str]
+    tenants: list[str]
+    ids: list[str]
+
+    @classmethod
+    def of(cls, batch: Batch) -> StreamKeys:
+        streams = {p.event.originator_id for p in batch if isinstance(p.event, Job.Event)}
+        tenants, ids = key_arrays(streams)
+        return cls(streams, tenants, ids)
+
+    @property
+    def arrays(self) -> tuple[list[str], list[str]]:
+        return self.tenants, self.ids
+
+
+class EventBatch(list[Positioned]):
+    """A batch as the pump hands it to every view: what each view asks of it is
+    worked out once."""
+
+    @cached_property
+    def keys(self) -> StreamKeys:
+        return StreamKeys.of(self)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ByClass(dict[type, F]):
+    """A `singledispatch` function's implementation for each class, looked up once
+    per class: a fold calls it for every event, and a call to the function itself
+    looks it up each time."""
+
+    def __init__(self, dispatch: Callable[[type], F]) -> None:
+        super().__init__()
+        self.dispatch = dispatch
+
+    def __missing__(self, cls: type) -> F:
+        found = self[cls] = self.dispatch(cls)
+        return found
+
+
+def stream_keys(batch: Batch) -> StreamKeys:
+    """The jobs `batch` touches (once per EventBatch, however many views ask)."""
+    return batch.keys if isinstance(batch, EventBatch) else StreamKeys.of(batch)
+
 
 class TrackedView(PostgresTrackingRecorder):
     """A read model's tables plus its single-row tracking table `<name>_tracking`."""
@@ -42,6 +95,9 @@ class TrackedView(PostgresTrackingRecorder):
     """The projection's name: its tracking table is `<name>_tracking`."""
     tables: tuple[str, ...] = ()
     """The model's own tables, emptied by `reset`."""
+    query_indexes: tuple[str, ...] = ()
+    """Indexes only the query side uses: a rebuild makes them once its tables are
+    full, which costs far less than keeping them up row by row."""
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         kwargs.setdefault("tracking_table_name", f"{self.name}_tracking")
@@ -68,6 +124,14 @@ class TrackedView(PostgresTrackingRecorder):
         """The position of the last event this view has processed (0 before any)."""
         return self.max_tracking_id(APPLICATION_NAME) or 0
 
+    def write(self, curs: Cursor[DictRow], batch: Batch) -> None:
+        """Apply the batch's events (none processed before) to the model's tables."""
+        raise NotImplementedError
+
+    def update(self, batch: Batch, tracking: Tracking) -> None:
+        """Apply the batch to the model with its tracking, in a transaction of its own."""
+        self.commit_batch(batch, tracking, self.write)
+
     def commit_batch(self, batch: Batch, tracking: Tracking, write: Writer) -> None:
         """Run `write` on the batch's unprocessed events, then record `tracking`, atomically.
 
@@ -81,8 +145,9 @@ class TrackedView(PostgresTrackingRecorder):
             done = (row["notification_id"] if row else None) or 0
             if tracking.notification_id <= done:
                 return
-            fresh = [p for p in batch if p.position > done]
+            fresh = batch if batch and batch[0].position > done else _after(batch, done)
             if fresh:
+                fast_json(curs)
                 write(curs, fresh)
             self._insert_tracking(curs, tracking)
             curs.execute(self.notify_statement)
@@ -98,7 +163,7 @@ TView = TypeVar("TView", bound=TrackedView)
 
 
 class BatchProjection(Projection[TView], Generic[TView]):
-    """A projection that takes events a batch at a time.
+    """A projection that takes events a batch at a time, its view doing the work.
 
     `process_event` (the library's per-event entry point) is a batch of one, so the
     library's ProjectionRunner can drive it too.
@@ -107,9 +172,9 @@ class BatchProjection(Projection[TView], Generic[TView]):
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         self.process_batch([Positioned(domain_event, tracking.notification_id)], tracking)
 
-    @abstractmethod
     def process_batch(self, batch: Batch, tracking: Tracking) -> None:
         """Apply `batch` to the view and record `tracking` (its last position) with it."""
+        self.view.update(batch, tracking)
 
 
 class Projector(Protocol):
@@ -123,6 +188,10 @@ class Projector(Protocol):
     def process_batch(self, batch: Batch, tracking: Tracking) -> None: ...
 
 
+def _after(batch: Batch, done: int) -> EventBatch:
+    return EventBatch(p for p in batch if p.position > done)
+
+
 def utc(moment: datetime) -> datetime:
     """`moment` in UTC: values read back from PostgreSQL carry the session's zone."""
     return moment.astimezone(UTC)
@@ -133,6 +202,6 @@ def utc_or_none(moment: datetime | None) -> datetime | None:
 
 
 def key_arrays(stream_ids: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Tenants and job ids of `stream_ids`, as two arrays for `unnest(%s, %s)`."""
+    """Tenants and job ids of `stream_ids`, as two arrays for `unnest(%b, %b)`."""
     pairs = [split_stream_id(sid) for sid in stream_ids]
     return [t for t, _ in pairs], [i for _, i in pairs]
