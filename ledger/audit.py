@@ -105,13 +105,14 @@ def _status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 def _rebuild(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from ledger.server import open_database
-    from projections.rebuild import projection_names, rebuild
+    from projections.rebuild import projection_names, rebuild_models
 
     ready = open_database(settings)
     names = [args.name] if args.name else projection_names(ready)
-    for name in names:
-        with progress(f"rebuilding {name}", out) as update:
-            done = rebuild(ready, name, progress=update)
+    # One pass over the log for all of them: each event is read and decoded once.
+    with progress(f"rebuilding {', '.join(names)}", out) as update:
+        rebuilt = rebuild_models(ready, names, progress=update)
+    for done in rebuilt:
         print(
             f"rebuilt {done.name}: {done.events} events in {done.seconds:.2f} s "
             f"({rate(done.events, done.seconds)}), swapped in at position {done.position}",

@@ -2,11 +2,13 @@
 
 The new tables are made in a schema of their own (`<schema>_rebuild_<name>`) from
 the model's own schema file, and the whole log is projected into them while the
-live tables keep serving and the runner keeps them current. When the new tables
-have caught up, one transaction locks the live tables (the runner's next batch for
-them waits), catches the new ones up to the live position, drops the live tables,
-moves the new ones into their place and sets the model's tracking to where the new
-tables stand; the runner then carries on from there.
+live tables keep serving and the runner keeps them current. Several models are
+rebuilt in one pass over the log, each event read and decoded once. The indexes
+only queries use are made once the tables are full, not kept up row by row. When
+the new tables have caught up, one transaction per model locks the live tables
+(the runner's next batch for them waits), catches the new ones up to the live
+position, drops the live tables, moves the new ones into their place and sets the
+model's tracking to where the new tables stand; the runner then carries on from there.
 
 A crash before that transaction commits leaves the live tables untouched; the
 next rebuild drops the leftover schema and starts clean.
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from time import monotonic
 from typing import Final
@@ -30,8 +33,9 @@ from ledger.application import APPLICATION_NAME
 from ledger.errors import LedgerError
 from ledger.migrate import schema_files
 from ledger.settings import Settings, parse_database_url
+from projections.collector import collector_paused
 from projections.pump import BATCH_SIZE, Pump
-from projections.tracking import PROJECTIONS_CHANNEL, Positioned, Projector
+from projections.tracking import PROJECTIONS_CHANNEL, Projector
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,17 @@ def shadow_schema(schema: str, name: str) -> str:
     return f"rebuild_{hashlib.sha256(shadow.encode()).hexdigest()[:32]}"
 
 
+@dataclass(frozen=True, slots=True)
+class Shadow:
+    """A model being rebuilt: its live projection, the new one, and where that is built."""
+
+    live: Projector
+    fresh: Projector
+    schema: str
+    indexes: list[str]
+    """The statements that make the query-side indexes, once the tables are full."""
+
+
 def rebuild(
     settings: Settings,
     name: str,
@@ -91,27 +106,48 @@ def rebuild(
     batch_size: int = BATCH_SIZE,
 ) -> Rebuilt:
     """Rebuild the read model `name` from the log and swap it in for the live one."""
+    (rebuilt,) = rebuild_models(settings, [name], progress=progress, batch_size=batch_size)
+    return rebuilt
+
+
+def rebuild_models(
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> list[Rebuilt]:
+    """Rebuild the read models `names` in one pass over the log, then swap each in."""
     assert settings.database_url is not None
+    url = settings.database_url
     started = monotonic()
     pump = Pump(settings, batch_size=batch_size)
     try:
-        live = _projection(pump, name)
-        with psycopg.connect(settings.database_url, autocommit=True) as lock:
-            if not _try_lock(lock, settings.database_schema, name):
-                raise RebuildRunning(name)
-            shadow = shadow_schema(settings.database_schema, name)
-            _create_shadow(settings.database_url, shadow, live)
-            datastore = _datastore(settings, shadow)
-            try:
-                fresh = _like(live, datastore)
-                events = _catch_up(pump, fresh, batch_size, progress)
-                events += _swap(settings, pump, live, fresh, shadow, batch_size)
-            finally:
-                datastore.close()
-        position = live.view.position()
+        lives = [_projection(pump, name) for name in names]
+        with ExitStack() as stack:
+            lock = stack.enter_context(psycopg.connect(url, autocommit=True))
+            for live in lives:
+                if not _try_lock(lock, settings.database_schema, live.name):
+                    raise RebuildRunning(live.name)
+            shadows = []
+            for live in lives:
+                schema = shadow_schema(settings.database_schema, live.name)
+                _create_shadow(url, schema, live)
+                datastore = _datastore(settings, schema)
+                stack.callback(datastore.close)
+                indexes = _defer_indexes(url, schema, live.view.query_indexes)
+                shadows.append(Shadow(live, _like(live, datastore), schema, indexes))
+            events = _catch_up(pump, [s.fresh for s in shadows], progress)
+            done = []
+            for shadow in shadows:
+                _create_indexes(url, shadow.indexes)
+                more = _swap(settings, pump, shadow.live, shadow.fresh, shadow.schema)
+                done.append((shadow.live, events + more, monotonic() - started))
+        rebuilt = [Rebuilt(live.name, n, live.view.position(), s) for live, n, s in done]
         if progress is not None:
+            position = min(r.position for r in rebuilt)
             progress(position, position)
-        return Rebuilt(name, events, position, monotonic() - started)
+        return rebuilt
     finally:
         pump.close()
 
@@ -159,42 +195,51 @@ def _like(live: Projector, datastore: PostgresDatastore) -> Projector:
     return fresh
 
 
+def _defer_indexes(url: str, schema: str, names: Sequence[str]) -> list[str]:
+    """Drop the indexes `names` from the new tables; the statements that make them again."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes "
+            "WHERE schemaname = %s AND indexname = ANY(%s)",
+            (schema, list(names)),
+        ).fetchall()
+        for index, _ in found:
+            conn.execute(SQL("DROP INDEX {}.{}").format(Identifier(schema), Identifier(index)))
+    return [str(definition) for _, definition in found]
+
+
+def _create_indexes(url: str, statements: Sequence[str]) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement.encode())  # pg_indexes.indexdef: names the schema
+
+
 def _catch_up(
     pump: Pump,
-    projection: Projector,
-    batch_size: int,
+    projections: Sequence[Projector],
     progress: Progress | None,
     until: int | None = None,
 ) -> int:
-    """Project events after the projection's position into it: all of them, or up to
-    `until`; the number projected."""
-    done = projection.view.position()
+    """Project events after the projections' position into them, side by side: all of
+    them, or up to `until`; the number read."""
+    done = min(p.view.position() for p in projections)
     total = 0
     head = pump.recorder.max_notification_id() or 0
     while until is None or done < until:
-        notifications = pump.recorder.select_notifications(
-            start=done, limit=batch_size, inclusive_of_start=False
-        )
-        if not notifications:
-            break
-        batch = [Positioned(pump.app.mapper.to_domain_event(n), n.id) for n in notifications]
-        projection.process_batch(batch, Tracking(APPLICATION_NAME, notifications[-1].id))
-        done = notifications[-1].id
-        total += len(notifications)
+        with collector_paused():
+            batch = pump.reader.read(done, pump.batch_size)
+            if not batch:
+                break
+            pump.project(projections, batch, Tracking(APPLICATION_NAME, batch[-1].position))
+        done = batch[-1].position
+        total += len(batch)
         head = max(head, done)
         if progress is not None:
             progress(done, head)
     return total
 
 
-def _swap(
-    settings: Settings,
-    pump: Pump,
-    live: Projector,
-    fresh: Projector,
-    shadow: str,
-    batch_size: int,
-) -> int:
+def _swap(settings: Settings, pump: Pump, live: Projector, fresh: Projector, shadow: str) -> int:
     """Put the caught-up tables in place of the live ones, in one transaction."""
     assert settings.database_url is not None
     schema = Identifier(settings.database_schema)
@@ -214,7 +259,7 @@ def _swap(
         ).fetchone()
         live_position = int(row[0]) if row and row[0] is not None else 0
         # The live tables can't move now; bring the new ones at least as far.
-        events = _catch_up(pump, fresh, batch_size, None, until=live_position)
+        events = _catch_up(pump, [fresh], None, until=live_position)
         position = fresh.view.position()
         conn.execute(SQL("DROP TABLE {}").format(SQL(", ").join(tables)))
         for table in view.tables:
