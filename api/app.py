@@ -36,7 +36,7 @@ from api.writes import provide_writer
 from ledger.application import JobLedger
 from ledger.persistence import persistence_env
 from ledger.tokens import AsyncTokenVerifier
-from projections.queries import SELECT_POSITION, JobQueryService
+from projections.queries import JobQueryService
 
 if TYPE_CHECKING:
     from ledger.settings import Settings
@@ -67,12 +67,8 @@ def create_app(settings: Settings) -> Litestar:
                 runner = ProjectionsRunner(settings)
                 runner.start()
                 stack.push_async_callback(sync_to_thread, runner.stop)
-            # On one database, a read's token check also reads the projections' position.
             tokens = AsyncTokenVerifier(
-                primary.pool,
-                settings.database_schema,
-                settings.admin_token,
-                read_with=SELECT_POSITION if primary is queries else None,
+                primary.pool, settings.database_schema, settings.admin_token
             )
             # Shut down before the ledger closes (the stack unwinds last in, first out).
             writers = ThreadPoolExecutor(settings.write_threads, thread_name_prefix="ledger-write")

@@ -27,18 +27,12 @@ WRITERS: Final = frozenset({Role.ADMIN, Role.WRITER})
 GLOBAL_SCOPE: Final = "*"
 """The idempotency-key scope of global tokens (no tenant is spelled `*`)."""
 _PRINCIPAL: Final = "ledger_principal"
-_READ_WITH_TOKEN: Final = "ledger_read_with_token"
 _JOB_ID: Final = re.compile(ID_PATTERN)
 _BEARER: Final = re.compile(r"^Bearer +(?P<token>\S+) *$", re.IGNORECASE)
 
 
-async def authenticate(
-    connection: ASGIConnection[Any, Any, Any, Any], *, reading: bool = False
-) -> Principal:
-    """The principal of the request's bearer token; 401 without a valid, live token.
-
-    For a read, the read models' position comes back with the token's row.
-    """
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The principal of the request's bearer token; 401 without a valid, live token."""
     known = connection.state.get(_PRINCIPAL)
     if isinstance(known, Principal):
         return known
@@ -48,13 +42,7 @@ async def authenticate(
     match = _BEARER.match(header)
     principal = None
     if match is not None:
-        tokens = parts_of(connection.app.state).tokens
-        if reading:
-            principal, connection.state[_READ_WITH_TOKEN] = await tokens.verify_and_read(
-                match["token"]
-            )
-        else:
-            principal = await tokens.verify(match["token"])
+        principal = await parts_of(connection.app.state).tokens.verify(match["token"])
     if principal is None:
         raise NotAuthorizedException("the bearer token is unknown, malformed or revoked")
     connection.state[_PRINCIPAL] = principal
@@ -64,7 +52,7 @@ async def authenticate(
 
 async def may_read(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: any valid token (every role reads its tenant's jobs and stats)."""
-    await authenticate(connection, reading=True)
+    await authenticate(connection)
 
 
 async def may_write(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -72,12 +60,6 @@ async def may_write(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
     principal = await authenticate(connection)
     if principal.role not in WRITERS:
         raise PermissionDeniedException(f"a {principal.role} token may not write; writer or admin")
-
-
-def position_read_with_token(connection: ASGIConnection[Any, Any, Any, Any]) -> int | None:
-    """The read models' position, read along with this read's token (None if it was not)."""
-    position = connection.state.get(_READ_WITH_TOKEN)
-    return position if isinstance(position, int) else None
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

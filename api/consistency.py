@@ -8,7 +8,7 @@ from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.params import QueryParameter
 
-from api.auth import Caller, position_read_with_token
+from api.auth import Caller
 from api.parts import parts_of
 from api.problems import NotReady
 
@@ -43,12 +43,12 @@ async def provide_read_position(
     """
     parts = parts_of(request.app.state)
     queries = parts.queries
-    reached = position_read_with_token(request) if min_position is None else None
-    if reached is None:
-        if min_position is not None:
-            timeout = parts.settings.min_position_timeout
-            if not await queries.wait_for_position(min_position, timeout):
-                raise NotReady(min_position, await queries.position(), RETRY_AFTER)
+    if min_position is None:
+        reached = await queries.recent_position()
+    else:
+        timeout = parts.settings.min_position_timeout
+        if not await queries.wait_for_position(min_position, timeout):
+            raise NotReady(min_position, await queries.position(), RETRY_AFTER)
         reached = await queries.position()
     request.scope.setdefault("state", {})[_STATE_KEY] = reached
     return reached

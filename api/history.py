@@ -67,7 +67,7 @@ class JobEvents(msgspec.Struct, kw_only=True):
 
 async def may_audit(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: an auditor or admin token; other roles get 403."""
-    await authenticate(connection, reading=True)
+    await authenticate(connection)
     require_auditor(connection)
 
 

@@ -1,8 +1,9 @@
 """Bearer tokens: issued once, kept as a SHA-256 hash of their secret, checked on every request.
 
 A token reads `ltk_<id>.<secret>`. The id names the row (and is the actor recorded
-on events); only the secret's hash is stored. Verification reads the table every
-time, so a revoked token stops working at once.
+on events); only the secret's hash is stored. A server trusts a token it has read
+from the table for TRUSTED_FOR seconds; a revocation waits that long before it
+returns, so a revoked token is refused from the next request on.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hmac
 import logging
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -34,6 +36,11 @@ PREFIX: Final = "ltk_"
 ENV_ADMIN_ID: Final = "admin-env"
 """The actor recorded for writes made with LEDGER_ADMIN_TOKEN."""
 TENANT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+TRUSTED_FOR: Final = 1.0
+"""Seconds a server trusts a token it has read live; `revoke` waits as long."""
+MAX_TRUSTED: Final = 10_000
+"""Tokens trusted at once per server; past this the trust starts afresh."""
 
 # Compared against when a token's id is unknown, so a miss costs what a hit costs.
 _DUMMY_HASH: Final = hashlib.sha256(b"no such token").digest()
@@ -161,10 +168,14 @@ class TokenStore:
         ]
 
     def revoke(self, token_id: str) -> bool:
-        """Revoke a token at once; False if there is no such live token."""
+        """Revoke a token; False if there is no such live token.
+
+        Returns once no server trusts the token any more (TRUSTED_FOR after the commit).
+        """
         with psycopg.connect(self.url, autocommit=True) as conn:
             revoked = conn.execute(self.sql.revoke, (token_id,)).fetchone() is not None
         if revoked:
+            time.sleep(TRUSTED_FOR)
             log.info("token revoked: id=%s", token_id)
         return revoked
 
@@ -185,20 +196,15 @@ class TokenStore:
 
 
 class AsyncTokenVerifier:
-    """Verifies tokens on an asyncpg pool (the API's side), reading the table on every call.
+    """Verifies tokens on an asyncpg pool (the API's side).
 
-    `read_with` is an optional scalar query that `verify_and_read` answers in the same
-    round trip as the check; the API reads the projections' position with it, so a read
-    costs one round trip fewer while a revocation still counts from the very next request.
+    A token read live is trusted for TRUSTED_FOR seconds, counted from before the read,
+    so requests don't pay a round trip each. A revocation waits as long before it
+    returns (`TokenStore.revoke`): any trust still held then came from a read that
+    began after the revocation committed, and so saw it.
     """
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        schema: str,
-        admin_token: str | None,
-        read_with: str | None = None,
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str, admin_token: str | None) -> None:
         self.pool = pool
         self.admin_token = admin_token
         quoted = '"' + schema.replace('"', '""') + '"'
@@ -206,38 +212,31 @@ class AsyncTokenVerifier:
             f"SELECT tenant, role, secret_hash FROM {quoted}.api_tokens "
             "WHERE id = $1 AND revoked_at IS NULL"
         )
-        # One row whether or not the token exists, so `read_with` is always answered.
-        self.select_live_and_read = read_with and (
-            f"SELECT t.tenant, t.role, t.secret_hash, ({read_with}) AS read_value "
-            f"FROM (SELECT $1::text AS id) AS k LEFT JOIN {quoted}.api_tokens AS t "
-            "ON t.id = k.id AND t.revoked_at IS NULL"
-        )
+        # Keyed by a hash of the whole token, so no secret is held longer than a request.
+        self._trusted: dict[bytes, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal | None:
         """The principal a token stands for, or None if it is unknown, malformed or revoked."""
-        principal, _ = await self._check(token, self.select_live)
-        return principal
-
-    async def verify_and_read(self, token: str) -> tuple[Principal | None, object]:
-        """`verify`, and the answer to `read_with` read with it (None when nothing was read)."""
-        if not self.select_live_and_read:
-            return await self.verify(token), None
-        return await self._check(token, self.select_live_and_read)
-
-    async def _check(self, token: str, statement: str) -> tuple[Principal | None, object]:
         if admin := env_admin(token, self.admin_token):
-            return admin, None
+            return admin
+        key = hashlib.sha256(token.encode()).digest()
+        trusted = self._trusted.get(key)
+        if trusted is not None and time.monotonic() < trusted[1]:
+            return trusted[0]
         parts = split_token(token)
         if parts is None:
-            return None, None
+            return None
         token_id, secret = parts
-        row = await self.pool.fetchrow(statement, token_id)
-        stored = None if row is None or row["secret_hash"] is None else bytes(row["secret_hash"])
-        if not secret_matches(secret, stored):
+        read_at = time.monotonic()
+        row = await self.pool.fetchrow(self.select_live, token_id)
+        if not secret_matches(secret, None if row is None else bytes(row["secret_hash"])):
             # The id a client sent is not a secret; the secret itself is never logged.
             log.info("token refused: id=%s (unknown, revoked or wrong secret)", token_id[:64])
-            return None, None
+            return None
         assert row is not None
         log.debug("token used: id=%s tenant=%s", token_id, row["tenant"] or "*")
         principal = Principal(token_id=token_id, tenant=row["tenant"], role=Role(row["role"]))
-        return principal, row.get("read_value")
+        if len(self._trusted) >= MAX_TRUSTED:
+            self._trusted.clear()
+        self._trusted[key] = (principal, read_at + TRUSTED_FOR)
+        return principal

@@ -30,6 +30,8 @@ MAX_PAGE: Final = 1000
 GROUP_KEYS: Final = ("status", "job_type", "day", "tenant")
 POLL: Final = 0.25
 """Longest wait between position checks when a NOTIFY from the runner goes missing."""
+RECENT: Final = 0.1
+"""How old a position `recent_position` answers with may be, in seconds."""
 
 JOB_COLUMNS: Final = ", ".join(JobRow.__struct_fields__)
 SELECT_JOB: Final = f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND id = $2"
@@ -80,6 +82,9 @@ class JobQueryService:
         self._listener: asyncpg.Connection | None = None
         self._listener_lock = asyncio.Lock()
         self._advanced = asyncio.Event()
+        self._reached = 0
+        self._reached_at = -RECENT
+        self._reading = asyncio.Lock()
 
     @classmethod
     async def connect(cls, settings: Settings) -> JobQueryService:
@@ -180,8 +185,25 @@ class JobQueryService:
 
     async def position(self) -> int:
         """The lowest position every projection has reached (0 before any event)."""
+        read_at = asyncio.get_running_loop().time()
         value: int = await self.pool.fetchval(SELECT_POSITION)
+        if value >= self._reached:
+            self._reached, self._reached_at = value, read_at
         return value
+
+    async def recent_position(self) -> int:
+        """A position every projection has reached, read at most RECENT seconds ago.
+
+        Projections only move forward, so a position read before a query is a lower
+        bound of what the query sees; concurrent reads share one reading.
+        """
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._reached_at < RECENT:
+            return self._reached
+        async with self._reading:
+            if loop.time() - self._reached_at >= RECENT:
+                await self.position()
+            return self._reached
 
     async def head(self) -> int:
         """The position of the newest event in the log (0 if empty)."""
