@@ -228,6 +228,20 @@ async def test_position_head_and_waiting_for_a_position(
     assert await queries.wait_for_position(position, timeout=0.05) is True
 
 
+async def test_a_recent_position_is_shared_until_it_is_too_old(
+    settings: Settings, ledger: JobLedger, queries: JobQueryService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("projections.queries.RECENT", 60.0)
+    first = new(ledger, "acme", "j-1")
+    catch_up(settings)
+    assert await queries.recent_position() == first
+    second = new(ledger, "acme", "j-2")
+    catch_up(settings)
+    assert await queries.recent_position() == first  # still a lower bound of what reads see
+    monkeypatch.setattr("projections.queries.RECENT", 0.0)
+    assert await queries.recent_position() == second
+
+
 async def test_waiting_wakes_when_the_runner_catches_up(
     settings: Settings, ledger: JobLedger, queries: JobQueryService
 ) -> None:

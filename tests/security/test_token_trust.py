@@ -38,15 +38,28 @@ async def test_a_token_trusted_while_it_is_revoked_is_refused_once_revoke_return
     assert await verifier.verify(token) is None
 
 
+def revoke_behind_the_stores_back(settings: Settings, token_id: str) -> None:
+    with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
+        revoke = SQL("UPDATE {} SET revoked_at = now() WHERE id = %s")
+        conn.execute(revoke.format(Identifier(settings.database_schema, "api_tokens")), [token_id])
+
+
+async def test_a_trusted_token_is_not_read_again_while_trusted(
+    settings: Settings, verifier: AsyncTokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ledger.tokens.TRUSTED_FOR", 60.0)
+    token_id, token = TokenStore(settings).create("acme", "reader")
+    assert await verifier.verify(token) is not None
+    revoke_behind_the_stores_back(settings, token_id)
+    assert await verifier.verify(token) is not None
+
+
 async def test_a_revocation_behind_the_stores_back_counts_within_the_trust(
     settings: Settings, verifier: AsyncTokenVerifier
 ) -> None:
     token_id, token = TokenStore(settings).create("acme", "reader")
     assert await verifier.verify(token) is not None
-    with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
-        revoke = SQL("UPDATE {} SET revoked_at = now() WHERE id = %s")
-        conn.execute(revoke.format(Identifier(settings.database_schema, "api_tokens")), [token_id])
-    assert await verifier.verify(token) is not None  # not read again yet
+    revoke_behind_the_stores_back(settings, token_id)
     await asyncio.sleep(TRUSTED_FOR)
     assert await verifier.verify(token) is None
 
