@@ -3,6 +3,10 @@
 Each combination gets its own text (rather than `$n IS NULL OR ...`), so every
 prepared statement has a plan that can use the index for its filters.
 
+Several statuses (or job types) are read one value at a time, each page from its own
+index in list order, and the pages merged: with `= any(...)` PostgreSQL 15 would walk the
+whole list and filter it, which takes seconds when the values asked for are rare.
+
 Dates select by start time while the list is ordered by creation time. A job starts
 after it is created, so a page of jobs started in [start, end) walks the creation order
 only between `start - LATE` and `end`. The jobs outside that window which still match
@@ -29,6 +33,11 @@ SELECT_STRAYS: Final = (
     "SELECT {columns} FROM (SELECT {columns} FROM jobs WHERE {inner} OFFSET 0) AS stray "
     "WHERE {where} ORDER BY {order} LIMIT ${limit}"
 )
+SELECT_EACH: Final = (
+    "SELECT {columns} FROM unnest(${values}::text[]) AS wanted(value) "
+    "CROSS JOIN LATERAL ({page}) AS one ORDER BY {order} LIMIT ${limit}"
+)
+EACH: Final = {"statuses": "status = wanted.value", "job_types": "job_type = wanted.value"}
 COLUMNS: Final = ", ".join(JobRow.__struct_fields__)
 # Newest first by (created_at, id); across tenants the tenant breaks ties.
 ORDER_OF_TENANT: Final = "created_at DESC, id DESC"
@@ -64,7 +73,8 @@ def job_page_sql(shape: tuple[str, ...]) -> str:
     """
     where: list[str] = []
     dates: dict[str, int] = {}
-    n = 0
+    each = next((name for name in EACH if name in shape), None)  # statuses first
+    values = n = 0
     of_tenant = "tenant" in shape
     for name in shape:
         if name == "after":
@@ -74,29 +84,39 @@ def job_page_sql(shape: tuple[str, ...]) -> str:
             n += count
         else:
             n += 1
-            where.append(FILTERS[name].format(n))
+            if name == each:
+                values = n
+            where.append(EACH[name] if name == each else FILTERS[name].format(n))
             if name in ("start_date", "end_date"):
                 dates[name] = n
     order = ORDER_OF_TENANT if of_tenant else ORDER_ALL
+    page = _page(where, dates, of_tenant, order, n + 1)
+    if each is None:
+        return page
+    return SELECT_EACH.format(columns=COLUMNS, values=values, page=page, order=order, limit=n + 1)
+
+
+def _page(where: list[str], dates: dict[str, int], of_tenant: bool, order: str, limit: int) -> str:
+    """One page's statement, in as many parts as its dates need."""
     if not dates:
         return SELECT_JOBS_PAGE.format(
-            columns=COLUMNS, where=" AND ".join(where) or "true", order=order, limit=n + 1
+            columns=COLUMNS, where=" AND ".join(where) or "true", order=order, limit=limit
         )
     start, end = dates.get("start_date"), dates.get("end_date")
     window = [f"created_at >= ${start} - {LATE}"] if start else []
     window += [f"created_at < ${end}"] if end else []
     parts = [SELECT_JOBS_PAGE.format(
-        columns=COLUMNS, where=" AND ".join(where + window), order=order, limit=n + 1
+        columns=COLUMNS, where=" AND ".join(where + window), order=order, limit=limit
     )]  # fmt: skip
     tenant = where[:1] if of_tenant else []  # the tenant is the first parameter
     for stray in _strays(start, end):
         parts.append(SELECT_STRAYS.format(
             columns=COLUMNS, inner=" AND ".join(tenant + stray),
-            where=" AND ".join(where[len(tenant):]), order=order, limit=n + 1,
+            where=" AND ".join(where[len(tenant):]), order=order, limit=limit,
         ))  # fmt: skip
     return SELECT_PAGE_OF_PARTS.format(
         columns=COLUMNS, parts=" UNION ALL ".join(f"({p})" for p in parts), order=order,
-        limit=n + 1,
+        limit=limit,
     )  # fmt: skip
 
 

@@ -279,10 +279,14 @@ def _encode_json(value: object) -> str:
 
 
 def _values(one: str, many: str, values: tuple[str, ...]) -> list[tuple[str, str | list[str]]]:
-    """A list filter's shape entry and parameter: `one` for a value, `many` for several."""
-    if len(values) == 1:
-        return [(one, values[0])]
-    return [(many, list(values))] if values else []
+    """A list filter's shape entry and parameter: `one` for a value, `many` for several.
+
+    Repeats are dropped: several values are read one by one, and a repeat would read twice.
+    """
+    distinct = list(dict.fromkeys(values))
+    if len(distinct) == 1:
+        return [(one, distinct[0])]
+    return [(many, distinct)] if distinct else []
 
 
 def _group_keys(group_by: tuple[str, ...]) -> list[str]:
