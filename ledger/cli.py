@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(command=_create_token)
     listing = token_commands.add_parser("list", help="list tokens (never their secrets)")
     listing.set_defaults(command=_list_tokens)
-    revoke = token_commands.add_parser("revoke", help="revoke a token, effective at once")
+    revoke = token_commands.add_parser(
+        "revoke", help="revoke a token: refused from the next request on (takes a second)"
+    )
     revoke.add_argument("id", help="the token's id, as `tokens create` printed it")
     revoke.set_defaults(command=_revoke_token)
 
