@@ -8,7 +8,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from ledger.application import JobLedger
-from ledger.commands import NewJob, Start
+from ledger.commands import JobCommand, NewJob, RecordProgress, Start, Succeed
 from ledger.settings import Settings
 from projections.pump import Pump, catch_up, rebuild
 from projections.runner import ProjectionsRunner
@@ -41,9 +41,7 @@ def test_restart_part_way_through_a_backlog_projects_each_event_once(
     assert_projections_match_replay(settings, ledger)
 
 
-def test_a_batch_that_fails_half_way_leaves_no_trace(
-    settings: Settings, ledger: JobLedger
-) -> None:
+def test_a_batch_that_fails_half_way_leaves_no_trace(settings: Settings, ledger: JobLedger) -> None:
     write_backlog(ledger, jobs=20)
     pump = Pump(settings, batch_size=25)
     try:
@@ -130,4 +128,26 @@ def test_rebuild_equals_the_live_rows(settings: Settings, ledger: JobLedger) -> 
     assert min(catch_up(settings).values()) == head
     assert_projections_match_replay(settings, ledger)
     assert min(rebuild(settings).values()) == head
+    assert_projections_match_replay(settings, ledger)
+
+
+def test_two_pumps_taking_turns_each_see_the_rows_the_other_wrote(
+    settings: Settings, ledger: JobLedger
+) -> None:
+    # Jobs move in rounds, so each has events in many batches, written by both pumps.
+    jobs = [f"j-{n}" for n in range(20)]
+    for job_id in jobs:
+        ledger.create_job("acme", NewJob(job_id=job_id, job_type="sync"), CTX)
+    rounds: list[JobCommand] = [Start(), *(RecordProgress(progress=p) for p in (10, 50, 90))]
+    for command in [*rounds, Succeed()]:
+        for job_id in jobs:
+            head = ledger.record("acme", job_id, command, CTX).position
+    first, second = Pump(settings, batch_size=7), Pump(settings, batch_size=11)
+    try:
+        while first.step() + second.step():
+            first.positions = second.positions = {}  # each reads where the other got to
+        assert min(first.load_positions().values()) == head
+    finally:
+        first.close()
+        second.close()
     assert_projections_match_replay(settings, ledger)
