@@ -28,10 +28,12 @@ from projections.tracking import Batch, Projector
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE: Final = 10000
+BATCH_SIZE: Final = 20_000
 """Most events read, projected and committed together. On a backlog a bigger batch
-folds more of each job's events into one row write; it costs memory (about 4 kB an
-event, read ahead included) and the length of each projection's transaction."""
+folds more of each job's events into one row write (20,000 took 12% less time than
+10,000; 40,000 no less than 20,000). It costs memory, some 2 kB an event for the
+batch and again for the one read ahead, and the length of each projection's
+transaction."""
 
 
 class Pump:
