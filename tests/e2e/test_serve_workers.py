@@ -270,6 +270,9 @@ def test_a_killed_projecting_worker_is_replaced_and_workers_exit_with_a_killed_p
     external: Ledger, schema_url: tuple[str, str]
 ) -> None:
     url, schema = schema_url
+    if "host=/" in url:
+        # Which worker holds the lock is told by its connection's port.
+        pytest.skip("the embedded server's Unix socket gives a connection no port")
     external.env.update(LEDGER_ADMIN_TOKEN=ADMIN_TOKEN, LEDGER_KEEP_ALIVE_TIMEOUT="60")
     served = external.serve("--workers", "2")
     served.wait_ready()
