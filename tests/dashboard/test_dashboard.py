@@ -71,7 +71,12 @@ def test_the_job_type_filter_narrows_every_number(
 
 def test_the_time_range_selects_what_stats_and_failures_cover(page: Page, token: str) -> None:
     sign_in(page, token)
-    with page.expect_request(lambda r: "/api/v1/stats" in r.url) as asked:
+    # The day's failures are asked for after its stats; both are awaited, so the
+    # request checked below can only come from the second choice.
+    with (
+        page.expect_request(lambda r: all(s in r.url for s in ("jobs?", "failed", "start_date"))),
+        page.expect_request(lambda r: "/api/v1/stats" in r.url) as asked,
+    ):
         page.select_option("#filter-range", "1")
     start = parse_qs(urlsplit(asked.value.url).query)["start_date"][0]
     since = datetime.fromisoformat(start.replace("Z", "+00:00"))
