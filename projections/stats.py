@@ -216,26 +216,30 @@ class StatsView(TrackedView):
         added = [jobs[sid] for sid in keys.streams if sid in jobs and sid not in before]
         kept = [jobs[sid] for sid in keys.streams if sid in jobs and sid in before]
         removed = [sid for sid in before if sid not in jobs]
+        buckets = list(deltas)
+        # job_stats is written before job_stats_jobs, the order in which the schema file
+        # locks them: a migration running meanwhile waits rather than deadlocks.
+        if buckets:
+            curs.execute(
+                ADD_TO_BUCKETS,
+                (
+                    *_bucket_arrays(buckets),
+                    [deltas[b].count for b in buckets],
+                    [deltas[b].duration_count for b in buckets],
+                    [deltas[b].duration_sum for b in buckets],
+                    [deltas[b].added_min for b in buckets],
+                    [deltas[b].added_max for b in buckets],
+                ),
+            )
         if added:
             STATS_JOBS.insert(curs, map(msgspec.structs.astuple, added))
         if kept:
             STATS_JOBS.upsert(curs, map(msgspec.structs.astuple, kept))
         if removed:
             curs.execute(DELETE_COUNTED, key_arrays(removed))
-        if not deltas:
+        if not buckets:
             return
-        buckets = list(deltas)
-        curs.execute(
-            ADD_TO_BUCKETS,
-            (
-                *_bucket_arrays(buckets),
-                [deltas[b].count for b in buckets],
-                [deltas[b].duration_count for b in buckets],
-                [deltas[b].duration_sum for b in buckets],
-                [deltas[b].added_min for b in buckets],
-                [deltas[b].added_max for b in buckets],
-            ),
-        )
+        # min and max of the buckets a duration left, from job_stats_jobs as it now is.
         lost = [b for b in buckets if deltas[b].lost_duration]
         if lost:
             curs.execute(RECOMPUTE_MIN_MAX, _bucket_arrays(lost))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from time import monotonic, sleep
+
 import pytest
 from eventsourcing.persistence import Tracking
 from psycopg import Cursor
@@ -151,3 +154,53 @@ def test_two_pumps_taking_turns_each_see_the_rows_the_other_wrote(
         first.close()
         second.close()
     assert_projections_match_replay(settings, ledger)
+
+
+def test_a_migration_meanwhile_waits_for_a_stats_batch_rather_than_deadlocking(
+    settings: Settings, ledger: JobLedger
+) -> None:
+    # `ledger migrate` (run by every command that opens the database) takes a share
+    # lock on job_stats, then on job_stats_jobs, as 012_job_stats.sql creates their
+    # indexes. A stats batch must take the two in the same order.
+    head = write_backlog(ledger, jobs=10)
+    pump = Pump(settings)
+    failures: list[BaseException] = []
+
+    def project() -> None:
+        try:
+            pump.catch_up()
+        except BaseException as error:
+            failures.append(error)
+
+    try:
+        with connect(settings) as migration, migration.transaction():
+            migration.execute("SET LOCAL lock_timeout = '10s'")
+            migration.execute("CREATE INDEX IF NOT EXISTS job_stats_day_idx ON job_stats (day)")
+            projecting = threading.Thread(target=project)
+            projecting.start()
+            _wait_for_a_lock_wait(settings, "job_stats")
+            migration.execute(
+                "CREATE INDEX IF NOT EXISTS job_stats_jobs_bucket_duration_idx "
+                "ON job_stats_jobs (tenant, job_type, status, day, duration_ms)"
+            )
+        projecting.join(WAIT)
+        assert not failures
+        assert min(pump.load_positions().values()) == head
+    finally:
+        pump.close()
+    assert_projections_match_replay(settings, ledger)
+
+
+def _wait_for_a_lock_wait(settings: Settings, table: str) -> None:
+    """Until some session waits for a lock on `table`."""
+    deadline = monotonic() + WAIT
+    with connect(settings) as conn:
+        while monotonic() < deadline:
+            waiting = conn.execute(
+                "SELECT 1 FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
+                (table,),
+            ).fetchone()
+            if waiting:
+                return
+            sleep(0.01)
+    raise AssertionError(f"no one waited for {table}")
