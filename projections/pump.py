@@ -45,11 +45,12 @@ class Pump:
 
     def __init__(self, settings: Settings, *, batch_size: int = BATCH_SIZE) -> None:
         env = persistence_env(settings)
-        # One connection per projection and one for reading ahead; a batch is folded
-        # inside its transaction, which may then sit idle for a while.
+        # On a backlog, one connection per projection and one for reading ahead (the
+        # pool grows to them, and shrinks back when idle); a batch is folded inside its
+        # transaction, which may then sit idle for a while.
         env.update(
-            POSTGRES_POOL_SIZE="5",
-            POSTGRES_MAX_OVERFLOW="4",
+            POSTGRES_POOL_SIZE="2",
+            POSTGRES_MAX_OVERFLOW="7",
             POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT="60",
         )
         self.app = JobLedger(env=env)
