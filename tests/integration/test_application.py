@@ -199,3 +199,53 @@ def test_failed_answer_rolls_back_the_events(ledger: JobLedger) -> None:
     with pytest.raises(JobNotFound):
         ledger.get_job("acme", "job-1")
     assert ledger.answers.find(key) is None
+
+
+def test_a_batch_loads_the_jobs_it_moves_together(ledger: JobLedger) -> None:
+    # A ledger that caches nothing loads every job a batch moves from the store, in
+    # one query: past snapshots, deleted, unknown, and moved earlier in the batch.
+    ledger.create_job("acme", NewJob(job_id="long", job_type="x"), CTX)
+    ledger.record("acme", "long", Start(), CTX)
+    for n in range(248):  # snapshots at versions 100 and 200
+        ledger.record("acme", "long", RecordProgress(progress=n % 100, records_processed=n), CTX)
+    for job_id in ("short", "gone", "done"):
+        ledger.create_job("acme", NewJob(job_id=job_id, job_type="y"), CTX)
+    ledger.record("acme", "gone", Delete(), CTX)
+    ledger.record("acme", "done", Start(), CTX)
+    ledger.record("acme", "done", Succeed(), CTX)
+    ledger.create_job("globex", NewJob(job_id="short", job_type="z"), CTX)
+    uncached = JobLedger(env={**ledger.env, "LEDGER_WRITE_CACHE_SIZE": "0"})
+    try:
+        results = uncached.record_batch(
+            "acme",
+            [
+                ("long", RecordProgress(progress=99)),
+                ("short", Start()),
+                ("gone", Start()),
+                ("nobody", Start()),
+                ("done", Start()),
+                ("new", NewJob(job_id="new", job_type="y")),
+                ("new", Start()),
+                ("short", Succeed()),
+            ],
+            CTX,
+        )
+    finally:
+        uncached.close()
+    kinds = [type(r) for r in results]
+    assert kinds == [
+        Written,
+        Written,
+        JobGone,
+        JobNotFound,
+        InvalidTransition,
+        Written,
+        Written,
+        Written,
+    ]
+    long = ledger.get_job("acme", "long")
+    assert (long.version, long.progress, long.records_processed) == (251, 99, 247)
+    assert results[0] == Written(long, results[0].position)  # type: ignore[union-attr]
+    assert ledger.get_job("acme", "short").status is JobStatus.COMPLETED
+    assert ledger.get_job("globex", "short").status is JobStatus.PENDING
+    assert ledger.get_job("acme", "new").status is JobStatus.RUNNING
