@@ -11,7 +11,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Final, cast
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import Application
 from eventsourcing.domain import CanMutateAggregate, CanMutateProtocol
 from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
 from eventsourcing.utils import EnvType
@@ -226,12 +226,14 @@ class JobLedger(Application[str]):
             stream = stream_id(tenant, job_id)
             if not isinstance(command, NewJob) and (fresh or self._latest.get(stream) is None):
                 wanted[stream] = None
-        if len(wanted) < 2:  # one job loads as fast the usual way
-            return {}
-        stored = self._streams.read(list(wanted))
+        return self._load(list(wanted)) if wanted else {}
+
+    def _load(self, streams: Sequence[str]) -> dict[str, Job | None]:
+        """These jobs as stored (None: no events), read in one query, and cached."""
+        stored = self._streams.read(streams)
         decode = self.mapper.to_domain_event
         loaded: dict[str, Job | None] = {}
-        for stream in wanted:
+        for stream in streams:
             job = None
             # Each event mutates the job directly: the library's projector would check
             # every event against a runtime protocol first (most of the time here).
@@ -282,10 +284,10 @@ class JobLedger(Application[str]):
 
     def get_job(self, tenant: str, job_id: str) -> Job:
         """The job as its events make it now: JobNotFound, or JobGone once deleted."""
-        try:
-            job: Job = self.repository.get(stream_id(tenant, job_id))
-        except AggregateNotFoundError:
-            raise JobNotFound(job_id) from None
+        stream = stream_id(tenant, job_id)
+        job = self._load([stream])[stream]
+        if job is None:
+            raise JobNotFound(job_id)
         if job.status is JobStatus.DELETED:
             raise JobGone(job_id)
         return job
@@ -315,9 +317,7 @@ class JobLedger(Application[str]):
             if cached.status is JobStatus.DELETED:
                 raise JobGone(job_id)
             return _freeze(cached)
-        job = self.get_job(tenant, job_id)
-        self._latest.put(stream, _freeze(job))
-        return job
+        return self.get_job(tenant, job_id)
 
     def _save(
         self,
