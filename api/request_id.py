@@ -25,9 +25,14 @@ def request_id_of(scope: Scope) -> str:
         (v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"x-request-id"),
         "",
     )
-    chosen = sent if _VALID.match(sent) else f"req-{secrets.token_hex(8)}"
+    chosen = sent if _VALID.match(sent) else new_request_id()
     state[_STATE_KEY] = chosen
     return chosen
+
+
+def new_request_id() -> str:
+    """A request id made here: `req-` and 16 hex digits."""
+    return f"req-{secrets.token_hex(8)}"
 
 
 async def echo_request_id(message: Message, scope: Scope) -> None:

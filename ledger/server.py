@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.util import find_spec
 from types import FrameType
 from typing import TYPE_CHECKING, Final, TextIO
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+BOUNDED_HTTPTOOLS: Final = "api.protocol:BoundedHttpToolsProtocol"
 GRACEFUL_SHUTDOWN_SECONDS: Final = 10
 """How long `serve` lets open requests finish after SIGTERM before it closes them."""
 
@@ -132,13 +134,21 @@ def uvicorn_config(app: Litestar | str, settings: Settings, *, workers: int = 1)
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
-        # h11, whatever else is installed, so the header limit below always holds: the
-        # app answers 431 past max_header_bytes, h11 drops a head twice that size unread.
-        http="h11",
+        # The app answers 431 past max_header_bytes; the protocol refuses a head twice
+        # that size unread (both h11 and ours read this setting).
+        http=http_protocol(),
         h11_max_incomplete_event_size=2 * settings.max_header_bytes,
+        loop="auto",  # uvloop where it is installed
         workers=workers,
         factory=isinstance(app, str),
     )
+
+
+def http_protocol() -> str:
+    """uvicorn's `http`: httptools with request heads bounded (api/protocol.py), else h11."""
+    if find_spec("httptools") is None:
+        return "h11"
+    return BOUNDED_HTTPTOOLS
 
 
 def run_projections(settings: Settings, out: TextIO = sys.stdout) -> None:

@@ -226,7 +226,7 @@ def test_malformed_headers_are_400(api: httpx.Client) -> None:
         assert_client_problem(answer, 400)
     big = api.get("/api/v1/jobs", headers={"X-Padding": "p" * 20_000})
     assert_client_problem(big, 431)
-    # Past twice the limit uvicorn (h11) drops the request head before it is parsed.
+    # Past twice the limit the server refuses the request head before it is parsed.
     try:
         huge = api.get("/api/v1/jobs", headers={"X-Padding": "p" * 70_000})
     except httpx.TransportError:
