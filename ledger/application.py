@@ -7,7 +7,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final, cast
 
@@ -63,7 +63,7 @@ class JobLedger(Application[str]):
         self.committer = GroupCommitter(self._append)
         # Writes to one job from this process take turns, so they don't race each
         # other to the database; races with other processes are still retried.
-        self._stream_locks = StripedLocks()
+        self._stream_locks = StreamLocks()
         self._latest = LatestJobs(int(self.env.get(WRITE_CACHE_SIZE) or DEFAULT_WRITE_CACHE))
         snapshots = self.snapshots.recorder if self.snapshots is not None else None
         assert isinstance(self.recorder, LedgerRecorder) and snapshots is not None
@@ -386,20 +386,52 @@ class LatestJobs:
             self._jobs.pop(stream, None)
 
 
-class StripedLocks:
-    """A fixed set of locks shared out by stream id."""
+class StreamLocks:
+    """One lock per stream in use, made on demand and dropped when no write holds it.
 
-    def __init__(self, stripes: int = 1024) -> None:
-        self._locks = [threading.Lock() for _ in range(stripes)]
+    Exact per stream: a fixed set of striped locks would make two batches of a few
+    hundred different jobs nearly always share a stripe, and so wait for each
+    other's commit instead of one being checked while the other commits.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, _StreamLock] = {}
+        self._mutex = threading.Lock()
 
     @contextmanager
     def held(self, streams: Sequence[str]) -> Iterator[None]:
-        # Taken in index order, so two writes over overlapping streams can't deadlock.
-        indexes = sorted({hash(s) % len(self._locks) for s in streams})
-        with ExitStack() as stack:
-            for index in indexes:
-                stack.enter_context(self._locks[index])
+        # Taken in sorted order, so two writes over overlapping streams can't deadlock.
+        ordered = sorted(set(streams))
+        with self._mutex:
+            entries = [self._locks.get(s) or self._add(s) for s in ordered]
+            for entry in entries:
+                entry.users += 1
+        taken = 0
+        try:
+            for entry in entries:
+                entry.lock.acquire()
+                taken += 1
             yield
+        finally:
+            for entry in entries[:taken]:
+                entry.lock.release()
+            with self._mutex:
+                for stream, entry in zip(ordered, entries, strict=True):
+                    entry.users -= 1
+                    if entry.users == 0:
+                        del self._locks[stream]
+
+    def _add(self, stream: str) -> _StreamLock:
+        entry = self._locks[stream] = _StreamLock()
+        return entry
+
+
+class _StreamLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
 
 
 def _new_job(tenant: str, new: NewJob, ctx: Context) -> Job:
