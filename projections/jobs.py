@@ -1,9 +1,9 @@
-"""The `jobs` read model: one row per job, folded with the domain's own event `apply`.
+"""The `jobs` read model: one row per job, equal to `job_row` of the job's replay.
 
-Each batch loads the rows of the jobs it touches, rebuilds them as `Job` objects,
-mutates them with the batch's events and writes `job_row(job, position)` back. The
-row therefore equals a replay of the job's events by construction. Deleted jobs
-leave the table and a tombstone in `deleted_jobs` (410 rather than 404).
+Each batch loads the rows of the jobs it touches, applies the batch's events to
+them in place (projections.job_fold, held to the domain's own `apply` by a
+property test) and writes them back. Deleted jobs leave the table and a
+tombstone in `deleted_jobs` (410 rather than 404).
 """
 
 from __future__ import annotations
@@ -11,18 +11,30 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
-from msgspec.structs import astuple
 from psycopg.sql import SQL
 
 from ledger.domain import Job, JobStatus, stream_id
 from projections.bulk import BulkTable
-from projections.rows import JobRow, job_row
+from projections.job_fold import (
+    CREATED_AT,
+    END_TIME,
+    ID,
+    POSITION,
+    START_TIME,
+    STATUS,
+    TENANT,
+    UPDATED_AT,
+    VERSION,
+    Row,
+    advance,
+    created_row,
+)
+from projections.rows import JobRow
 from projections.tracking import (
     KEYS,
     Batch,
     BatchProjection,
     TrackedView,
-    key_arrays,
     stream_keys,
     utc,
     utc_or_none,
@@ -41,6 +53,7 @@ TYPES: Final = (
     "jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "text", "int4", "int4", "text", "int4", "int8",
 )  # fmt: skip
 """The `jobs` column types in COLUMNS order, for binary COPY."""
+DELETED: Final = JobStatus.DELETED.value
 
 SELECT_JOBS: Final = SQL(f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE {KEYS}")
 SELECT_TOMBSTONES: Final = SQL(f"SELECT tenant, id FROM deleted_jobs WHERE {KEYS}")
@@ -63,58 +76,40 @@ def row_from_record(record: DictRow) -> JobRow:
     return row
 
 
-def job_from_row(row: JobRow) -> Job:
-    """The Job a row was written from, ready to take the job's next event."""
-    job = Job.__new__(Job)
-    job.__base_init__(stream_id(row.tenant, row.id), row.version, row.created_at)
-    job.modified_on = row.updated_at
-    job.tenant, job.job_id, job.job_type, job.name = row.tenant, row.id, row.job_type, row.name
-    job.status = JobStatus(row.status)
-    job.progress, job.current_step = row.progress, row.current_step
-    job.records_processed, job.total_records = row.records_processed, row.total_records
-    job.records_created, job.records_updated = row.records_created, row.records_updated
-    job.records_deleted = row.records_deleted
-    job.start_time, job.end_time = row.start_time, row.end_time
-    job.error_message, job.error_details = row.error_message, row.error_details
-    job.error_history, job.parameters = row.error_history, row.parameters
-    job.labels, job.counters, job.result = row.labels, row.counters, row.result
-    job.cancel_reason, job.created_by = row.cancel_reason, row.created_by
-    job.attempt, job.max_attempts = row.attempt, row.max_attempts
-    return job
+def stored_row(record: DictRow) -> Row:
+    """A fold row from a SELECT_JOBS record, times in UTC as the events have them (a
+    retry writes the failed attempt's end into the error history as ISO text)."""
+    row = list(record.values())
+    for index in (START_TIME, END_TIME):
+        row[index] = utc_or_none(row[index])
+    for index in (CREATED_AT, UPDATED_AT):
+        row[index] = utc(row[index])
+    return row
 
 
-def created_job(event: Job.Created) -> Job:
-    """The Job `event` creates, as the library's `event.mutate(None)` builds it (Job has
-    no `__init__` of its own), without matching the event's fields to signatures."""
-    job = Job.__new__(Job)
-    job.__base_init__(event.originator_id, event.originator_version, event.timestamp)
-    event.apply(job)
-    return job
-
-
-def fold(jobs: dict[str, Job], gone: set[str], batch: Batch) -> dict[str, int]:
-    """Mutate `jobs` (by stream id) with the batch's events; the last position of each.
+def fold(rows: dict[str, Row], gone: set[str], batch: Batch) -> dict[str, Row]:
+    """Apply the batch's events to `rows` (by stream id); the rows changed.
 
     Events a job has already taken (version not above its own) and events of
     deleted jobs are skipped, so a replay changes nothing.
     """
-    positions: dict[str, int] = {}
+    changed: dict[str, Row] = {}
     for event, position in batch:
         if not isinstance(event, Job.Event):
             continue
         sid = event.originator_id
-        job = jobs.get(sid)
-        if sid in gone or (job is not None and event.originator_version <= job.version):
+        row = rows.get(sid)
+        if sid in gone or (row is not None and event.originator_version <= row[VERSION]):
             continue
         if isinstance(event, Job.Created):
-            jobs[sid] = created_job(event)
-        elif job is None:
+            row = rows[sid] = created_row(event, position)
+        elif row is None:
             log.warning("jobs: %s v%d has no row; skipped", sid, event.originator_version)
             continue
         else:
-            event.mutate(job)
-        positions[sid] = position
-    return positions
+            advance(row, event, position)
+        changed[sid] = row
+    return changed
 
 
 class JobsView(TrackedView):
@@ -134,30 +129,33 @@ class JobsView(TrackedView):
         """Fold the batch into the rows of the jobs it touches."""
         keys = stream_keys(batch).arrays
         curs.execute(SELECT_JOBS, keys)
-        jobs = {stream_id(r["tenant"], r["id"]): job_from_row(row_from_record(r)) for r in curs}
+        rows = {stream_id(r["tenant"], r["id"]): stored_row(r) for r in curs}
         curs.execute(SELECT_TOMBSTONES, keys)
         gone = {stream_id(r["tenant"], r["id"]) for r in curs}
-        stored = set(jobs)
-        positions = fold(jobs, gone, batch)
-        changed = [(sid, jobs[sid], p) for sid, p in positions.items()]
-        alive = [(sid, job, p) for sid, job, p in changed if job.status is not JobStatus.DELETED]
-        deleted = [(job, p) for _, job, p in changed if job.status is JobStatus.DELETED]
-        added = [astuple(job_row(job, p)) for sid, job, p in alive if sid not in stored]
-        kept = [astuple(job_row(job, p)) for sid, job, p in alive if sid in stored]
+        stored = set(rows)
+        changed = fold(rows, gone, batch)
+        added: list[Row] = []
+        kept: list[Row] = []
+        deleted: list[Row] = []
+        for sid, row in changed.items():
+            if row[STATUS] == DELETED:
+                deleted.append(row)
+            else:
+                (kept if sid in stored else added).append(row)
         if added:
             JOBS.insert(curs, added)
         if kept:
             JOBS.upsert(curs, kept)
         if deleted:
-            curs.execute(DELETE_JOBS, key_arrays(job.id for job, _ in deleted))
+            curs.execute(DELETE_JOBS, ([r[TENANT] for r in deleted], [r[ID] for r in deleted]))
             curs.execute(
                 INSERT_TOMBSTONES,
                 (
-                    [job.tenant for job, _ in deleted],
-                    [job.job_id for job, _ in deleted],
-                    [job.version for job, _ in deleted],
-                    [p for _, p in deleted],
-                    [job.modified_on for job, _ in deleted],
+                    [r[TENANT] for r in deleted],
+                    [r[ID] for r in deleted],
+                    [r[VERSION] for r in deleted],
+                    [r[POSITION] for r in deleted],
+                    [r[UPDATED_AT] for r in deleted],
                 ),
             )
 

@@ -19,7 +19,7 @@ from ledger.commands import (
     Succeed,
 )
 from ledger.settings import Settings
-from projections.jobs import job_from_row
+from projections.job_fold import job_from_row
 from projections.pump import Pump
 from projections.rows import job_row
 from projections.tracking import Positioned
