@@ -14,7 +14,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from api.access_log import AccessLog
 from api.auth import provide_caller
 from api.consistency import echo_position, provide_read_position
 from api.dashboard import DASHBOARD_ROUTES
@@ -26,6 +25,7 @@ from api.history import HISTORY_HANDLERS
 from api.jobs import JobsController
 from api.limits import RequestLimits
 from api.metrics import Metrics
+from api.middleware import RequestMiddleware
 from api.parts import STATE_KEY, Parts, parts_of
 from api.problems import internal_error, problem_plugin
 from api.ratelimit import STATE_KEY as RATE_LIMITER
@@ -96,9 +96,9 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         state=State({RATE_LIMITER: rate_limiter(settings)}),
         middleware=[
-            metrics.middleware,
-            AccessLog(),
-            RequestLimits(settings.max_header_bytes, settings.request_timeout),
+            RequestMiddleware(
+                metrics, RequestLimits(settings.max_header_bytes, settings.request_timeout)
+            )
         ],
         dependencies={
             "caller": Provide(provide_caller),

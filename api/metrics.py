@@ -1,4 +1,4 @@
-"""`GET /metrics` in Prometheus' text format, and the middleware that times every request.
+"""`GET /metrics` in Prometheus' text format, and the request metrics `api.middleware` keeps.
 
 Request counts and latencies are kept as the requests pass. The ledger's own numbers are
 read when Prometheus scrapes: the log's head and each projection's position (lag in
@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from litestar import Request, Response, get
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -28,7 +26,6 @@ from api.parts import Parts, parts_of
 
 if TYPE_CHECKING:
     from litestar.handlers import HTTPRouteHandler
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 PROJECTIONS: Final = ("jobs", "running_jobs", "job_stats", "job_status_intervals")
 SELECT_POSITIONS: Final = " UNION ALL ".join(
@@ -210,10 +207,10 @@ class Metrics:
         )
         self.ledger = LedgerCollector()
         self.registry.register(self.ledger)
-        self.middleware = RequestMetrics(self)
         self.endpoint: HTTPRouteHandler = self._endpoint()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count and time one request by its route template, never its raw path."""
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
@@ -227,30 +224,3 @@ class Metrics:
             return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
         return scrape
-
-
-class RequestMetrics(ASGIMiddleware):
-    """Counts and times every HTTP request by its route template, never its raw path."""
-
-    scopes = (ScopeType.HTTP,)
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        began = time.perf_counter()
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await next_app(scope, receive, sending)
-        finally:
-            route = str(scope.get("path_template") or UNROUTED)
-            self.metrics.observe(
-                str(scope.get("method", "GET")), route, status, time.perf_counter() - began
-            )

@@ -1,0 +1,74 @@
+"""The one ASGI layer every routed HTTP request passes: limits, then metrics and access log.
+
+One plain callable rather than a Litestar `ASGIMiddleware` each: every layer costs a
+call, a wrapped `send` and Litestar's bypass checks per request, and this work is the
+same for all routes. The order is the one three layers had: metrics and the access log
+see the 431 or 503 the limits answer with, and time it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from litestar.enums import ScopeType
+
+from api.access_log import log_request
+from api.limits import RequestLimits, answer
+from api.metrics import UNROUTED, Metrics
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class RequestMiddleware:
+    """Litestar middleware (`middleware=[RequestMiddleware(metrics, limits)]`)."""
+
+    def __init__(self, metrics: Metrics, limits: RequestLimits) -> None:
+        self.metrics = metrics
+        self.limits = limits
+
+    def __call__(self, app: ASGIApp) -> ASGIApp:
+        metrics, limits = self.metrics, self.limits
+
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            began = time.perf_counter()
+            status = 500
+            started = False
+            try:
+                if (problem := limits.oversized(scope)) is not None:
+                    status = problem.status
+                    await answer(send, scope, problem)
+                    return
+                limit = asyncio.timeout(limits.timeout)
+
+                async def sending(message: Message) -> None:
+                    nonlocal status, started
+                    if message["type"] == "http.response.start":
+                        status = message["status"]
+                        started = True
+                        # The answer has begun: a stream (the live event feed) runs on unlimited.
+                        limit.reschedule(None)
+                    await send(message)
+
+                try:
+                    async with limit:
+                        await app(scope, receive, sending)
+                except TimeoutError:
+                    if not limit.expired() or started:
+                        raise
+                    problem = limits.timed_out(scope)
+                    status = problem.status
+                    await answer(send, scope, problem)
+            finally:
+                seconds = time.perf_counter() - began
+                method = str(scope.get("method", "GET"))
+                route = str(scope.get("path_template") or UNROUTED)
+                metrics.observe(method, route, status, seconds)
+                log_request(scope, status, seconds)
+
+        return middleware
