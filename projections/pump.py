@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 from eventsourcing.persistence import Tracking
@@ -21,6 +20,7 @@ from ledger.settings import Settings
 from projections.collector import collector_paused
 from projections.intervals import IntervalsProjection, IntervalsView
 from projections.jobs import JobsProjection, JobsView
+from projections.lanes import Lanes
 from projections.reader import LogReader, ReadAhead
 from projections.running import RunningProjection, RunningView
 from projections.stats import StatsProjection, StatsView
@@ -32,8 +32,8 @@ BATCH_SIZE: Final = 20_000
 """Most events read, projected and committed together. On a backlog a bigger batch
 folds more of each job's events into one row write (20,000 took 12% less time than
 10,000; 40,000 no less than 20,000). It costs memory, some 2 kB an event for the
-batch and again for the one read ahead, and the length of each projection's
-transaction."""
+batch, again for the one read ahead and for the one still being written, and the
+length of each projection's transaction."""
 
 
 class Pump:
@@ -68,45 +68,60 @@ class Pump:
         )
         self.batch_size = batch_size
         self.positions: dict[str, int] = {}
-        self._workers = ThreadPoolExecutor(len(self.projections), "ledger-project")
+        """Where each projection has committed up to."""
+        self.lanes = Lanes()
+        self._sent: dict[str, int] = {}
+        """Where each projection will be once the batches in flight commit."""
 
     def load_positions(self) -> dict[str, int]:
         """Read each projection's position from its tracking table."""
+        self._settle(0)
         self.positions = {p.name: p.view.position() for p in self.projections}
         return dict(self.positions)
 
-    def step(self) -> int:
-        """Project the next batch of events; the number read (0 when caught up)."""
+    def step(self, *, overlap: bool = False) -> int:
+        """Project the next batch of events; the number read (0 when caught up).
+
+        With `overlap`, after a full batch (a backlog) this returns while the
+        projections may still be writing it; otherwise, and whenever the log is read
+        to its end, every batch sent has been committed on return.
+        """
         if not self.positions:
             self.load_positions()
+        sent = self._sent if self.lanes.in_flight else self.positions
         with collector_paused():
-            batch = self.reader.read(min(self.positions.values()), self.batch_size)
-            if not batch:
-                return 0
-            # Every event read advances tracking, whether or not a projection used it.
-            tracking = Tracking(APPLICATION_NAME, batch[-1].position)
-            behind = [p for p in self.projections if self.positions[p.name] < batch[-1].position]
-            try:
-                self.project(behind, batch, tracking)
-            except BaseException:
-                self.positions = {}  # some may have committed: read them all again
-                raise
-        for projection in behind:
-            self.positions[projection.name] = tracking.notification_id
+            batch = self.reader.read(min(sent.values()), self.batch_size)
+        if not batch:
+            self._settle(0)
+            return 0
+        # Every event read advances tracking, whether or not a projection used it.
+        tracking = Tracking(APPLICATION_NAME, batch[-1].position)
+        behind = [p for p in self.projections if sent[p.name] < tracking.notification_id]
+        self.lanes.send(behind, batch, tracking)
+        self._sent = {**sent, **{p.name: tracking.notification_id for p in behind}}
+        # One batch left in flight: each projection can start the next batch as soon
+        # as it has written this one, whatever the others are doing.
+        self._settle(1 if overlap and len(batch) == self.batch_size else 0)
         return len(batch)
+
+    def _settle(self, keep: int) -> None:
+        """Wait until at most `keep` batches are in flight, and note the positions reached."""
+        try:
+            self.positions.update(self.lanes.settle(keep))
+        except BaseException:
+            self.positions = {}  # some may have committed: read them all again
+            raise
 
     def project(self, projections: Sequence[Projector], batch: Batch, tracking: Tracking) -> None:
         """Have each projection take `batch` (ending at `tracking`), side by side; raise
         the first failure once all have finished."""
-        running = [self._workers.submit(p.process_batch, batch, tracking) for p in projections]
-        failures = [error for done in running if (error := done.exception()) is not None]
-        if failures:
-            raise failures[0]
+        self.lanes.send(projections, batch, tracking)
+        self.lanes.settle(0)
 
     def catch_up(self) -> int:
         """Project every event recorded so far; the number of events read."""
         total = 0
-        while count := self.step():
+        while count := self.step(overlap=True):
             total += count
         return total
 
@@ -117,7 +132,7 @@ class Pump:
         self.positions = {}
 
     def close(self) -> None:
-        self._workers.shutdown()
+        self.lanes.close()
         self.reader.close()
         self.app.close()
 

@@ -222,20 +222,26 @@ def _catch_up(
 ) -> int:
     """Project events after the projections' position into them, side by side: all of
     them, or up to `until`; the number read."""
-    done = min(p.view.position() for p in projections)
+    read = min(p.view.position() for p in projections)
     total = 0
     head = pump.recorder.max_notification_id() or 0
-    while until is None or done < until:
+    lanes = pump.lanes
+    while until is None or read < until:
         with collector_paused():
-            batch = pump.reader.read(done, pump.batch_size)
-            if not batch:
-                break
-            pump.project(projections, batch, Tracking(APPLICATION_NAME, batch[-1].position))
-        done = batch[-1].position
+            batch = pump.reader.read(read, pump.batch_size)
+        if not batch:
+            break
+        lanes.send(projections, batch, Tracking(APPLICATION_NAME, batch[-1].position))
+        read = batch[-1].position
         total += len(batch)
-        head = max(head, done)
-        if progress is not None:
-            progress(done, head)
+        head = max(head, read)
+        # A batch left in flight, as Pump.step does on a backlog.
+        reached = lanes.settle(1 if len(batch) == pump.batch_size else 0)
+        if progress is not None and reached:
+            progress(min(reached.values()), head)
+    reached = lanes.settle(0)
+    if progress is not None and reached:
+        progress(min(reached.values()), head)
     return total
 
 

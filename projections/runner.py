@@ -135,7 +135,7 @@ class ProjectionsRunner:
             conn.execute(SQL("LISTEN {}").format(Identifier(self._pump.channel)))
         self._publish(self._pump.load_positions())
         while not self._stopping.is_set():
-            while not self._stopping.is_set() and self._pump.step():
+            while not self._stopping.is_set() and self._pump.step(overlap=True):
                 self._publish(self._pump.positions)
             self._await_events(conn)
 
