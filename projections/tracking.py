@@ -3,14 +3,20 @@ that commits a batch's read-model changes with its tracking position in one tran
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, Protocol, TypeVar
 
+import psycopg
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.projection import Projection
+from psycopg.adapt import Buffer, Dumper, PyFormat, Transformer
+from psycopg.postgres import types as builtin_types
+from psycopg.pq import Format
 from psycopg.sql import SQL, Identifier
 
 from ledger.application import APPLICATION_NAME
@@ -39,7 +45,8 @@ KEYS: Final = "(tenant, id) IN (SELECT * FROM unnest(%b::text[], %b::text[]))"
 """Selects a model's rows of the jobs in `StreamKeys.arrays`."""
 
 
-class StreamKeys(NamedTuple):
+@dataclass(frozen=True)
+class StreamKeys:
     """The jobs a batch's events belong to, by stream id and as arrays for `KEYS`."""
 
     streams: set[str]
@@ -52,9 +59,37 @@ class StreamKeys(NamedTuple):
         tenants, ids = key_arrays(streams)
         return cls(streams, tenants, ids)
 
-    @property
-    def arrays(self) -> tuple[list[str], list[str]]:
-        return self.tenants, self.ids
+    @cached_property
+    def arrays(self) -> tuple[TextArray, TextArray]:
+        """The parameters of `KEYS`, dumped once for every view that selects by them."""
+        return TextArray(self.tenants), TextArray(self.ids)
+
+
+class TextArray:
+    """A text[] parameter in PostgreSQL's binary form, made once however often it is sent
+    (each view sends a batch's keys, tens of thousands of them)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, values: list[str]) -> None:
+        data = _TEXT_ARRAY.dump(values) if values else None
+        self.data: Buffer = EMPTY_TEXT_ARRAY if data is None else data
+
+
+class TextArrayDumper(Dumper):
+    """Sends a TextArray as it was dumped."""
+
+    format = Format.BINARY
+    oid = builtin_types["text"].array_oid
+
+    def dump(self, obj: TextArray) -> Buffer:
+        return obj.data
+
+
+EMPTY_TEXT_ARRAY: Final = struct.pack("!iiI", 0, 0, builtin_types["text"].oid)
+"""No dimensions, no nulls, text elements."""
+_TEXT_ARRAY: Final = Transformer().get_dumper(["text"], PyFormat.BINARY)
+psycopg.adapters.register_dumper(TextArray, TextArrayDumper)
 
 
 class EventBatch(list[Positioned]):
