@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, post
+from litestar import Controller, Response
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody
 from api.auth import may_write
 from api.idempotency import write_gate
 from api.problems import WRITE_PROBLEMS
+from api.routing import post
 from api.schemas import BatchResults, EventAccepted, EventBatch, JobEvent, to_command
 from api.writes import Writer, render_recorded
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Final
 
 import asyncpg
 import msgspec
-from litestar import Request, Response, get
+from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
@@ -28,6 +28,7 @@ from api.auth import Caller
 from api.history import HistoryEvent, history_of, may_audit, to_history_event
 from api.parts import parts_of
 from api.problems import READ_PROBLEMS, BadField
+from api.routing import get
 from projections.history import MAX_FEED_PAGE, HistoryService
 
 log = logging.getLogger("api")

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import Request, Response
 from litestar.concurrency import sync_to_thread
 from litestar.di import NamedDependency
 from litestar.exceptions import PermissionDeniedException
@@ -21,6 +21,7 @@ from api.auth import Caller, authenticate, principal_of
 from api.params import moment
 from api.parts import parts_of
 from api.problems import problem_responses
+from api.routing import get
 from api.schemas import Job, JobList, PageInfo, iso, to_job
 from ledger.domain import JobStatus
 from ledger.errors import JobGone

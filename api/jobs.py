@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
@@ -15,6 +15,7 @@ from api.history import Version, job_then, jobs_as_of
 from api.idempotency import write_gate
 from api.params import Cursor, Filter, First, Moment, moment, split_values, statuses
 from api.problems import JOB_READ_PROBLEMS, READ_PROBLEMS, WRITE_PROBLEMS
+from api.routing import delete, get, post
 from api.schemas import (
     CreateJob,
     Job,

@@ -205,14 +205,25 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.ledger = LedgerCollector()
         self.registry.register(self.ledger)
         self.endpoint: HTTPRouteHandler = self._endpoint()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count and time one request by its route template, never its raw path."""
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            # `labels()` checks and locks on every call; the children it returns are kept.
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[key] = children
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)
 
     def _endpoint(self) -> HTTPRouteHandler:
         metrics = self

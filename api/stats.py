@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from litestar import Request, get
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
@@ -12,6 +12,7 @@ from api.auth import Caller, may_read
 from api.history import stats_as_of
 from api.params import Moment, moment
 from api.problems import READ_PROBLEMS, BadField
+from api.routing import get
 from projections.queries import JobQueryService
 from projections.rows import StatsQuery, StatsResult
 
