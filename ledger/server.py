@@ -131,6 +131,9 @@ def uvicorn_config(app: Litestar | str, settings: Settings, *, workers: int = 1)
         lifespan="on",
         log_level=settings.log_level.lower(),
         log_config=None,  # its loggers go through the handler `ledger` configured
+        # api.middleware logs each request once; uvicorn's line would repeat it, query
+        # string included.
+        access_log=False,
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),

@@ -68,6 +68,7 @@ def test_serve_logs_one_json_line_per_request_and_serves_metrics(external: Ledge
     assert access["logger"] == "api.access" and access["level"] == "INFO"
     assert (access["method"], access["route"], access["status"]) == ("POST", "/api/v1/jobs", 201)
     assert access["tenant"] == "*" and access["duration_ms"] >= 0
+    assert not [line for line in lines if line["logger"] == "uvicorn.access"]  # one line each
     assert any(line.get("route") == "/metrics" for line in lines)
     assert ADMIN_TOKEN not in served.output()
 
