@@ -170,12 +170,14 @@ async def run_all(args: argparse.Namespace, url: str, workdir: Path, report: Rep
     try:
         token = phases.writer_token(loaded)
         last, took = await phases.load_jobs(loaded.url, token, args.jobs)
+        loading_rss = loaded.rss_bytes()
     finally:
         loaded.stop()
     print(f"  loaded {args.jobs:,} jobs ({last:,} events) in {took:.0f} s", flush=True)
     report.notes.append(
         f"Loading {args.jobs:,} jobs ({last:,} events) through `POST /api/v1/events/batch`"
-        f" took {took:.0f} s ({last / took:,.0f} events/s, 4 connections)."
+        f" took {took:.0f} s ({last / took:,.0f} events/s, 4 connections); the server's"
+        f" peak RSS while loading was {loading_rss / 2**20:.0f} MB."
     )
 
     # 5. Projection catch-up and rebuild on that backlog.
@@ -217,7 +219,7 @@ async def run_all(args: argparse.Namespace, url: str, workdir: Path, report: Rep
             _errors(report, name, run)
         rss = reads.rss_bytes()
         report.add(
-            f"server RSS at {args.jobs:,} jobs",
+            f"server peak RSS at {args.jobs:,} jobs (after the reads, projections running)",
             f"{rss / 2**20:.0f} MB",
             "-",
             "-",

@@ -81,10 +81,11 @@ class Service:
         raise RuntimeError("ledger serve did not answer /health within 60 s")
 
     def rss_bytes(self) -> int:
-        """Resident memory of the server and its child processes."""
+        """Peak resident memory of the server and its child processes (their high-water
+        marks where Linux keeps them, else their resident memory now)."""
         assert self.process is not None
         parent = psutil.Process(self.process.pid)
-        return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
+        return sum(peak_rss(p) for p in [parent, *parent.children(recursive=True)])
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -95,3 +96,16 @@ class Service:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+def peak_rss(process: psutil.Process) -> int:
+    """The process's peak resident memory (VmHWM), or its current RSS off Linux."""
+    try:
+        with open(f"/proc/{process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    rss: int = process.memory_info().rss
+    return rss
