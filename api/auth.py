@@ -33,7 +33,9 @@ _BEARER: Final = re.compile(r"^Bearer +(?P<token>\S+) *$", re.IGNORECASE)
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     """The principal of the request's bearer token; 401 without a valid, live token."""
-    known = connection.state.get(_PRINCIPAL)
+    # The scope's own dict: `connection.state` wraps it in a new State at each access.
+    state = connection.scope["state"]
+    known = state.get(_PRINCIPAL)
     if isinstance(known, Principal):
         return known
     header = connection.headers.get("authorization")
@@ -45,7 +47,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
         principal = await parts_of(connection.app.state).tokens.verify(match["token"])
     if principal is None:
         raise NotAuthorizedException("the bearer token is unknown, malformed or revoked")
-    connection.state[_PRINCIPAL] = principal
+    state[_PRINCIPAL] = principal
     limit_rate(connection, principal.token_id)
     return principal
 
@@ -64,7 +66,7 @@ async def may_write(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     """The principal a guard has already authenticated."""
-    principal = connection.state.get(_PRINCIPAL)
+    principal = connection.scope["state"].get(_PRINCIPAL)
     assert isinstance(principal, Principal), "route without an auth guard"
     return principal
 
