@@ -19,11 +19,11 @@ from psycopg.sql import SQL
 from ledger.domain import Job, JobStatus, millis_between, stream_id
 from projections.bulk import BulkTable
 from projections.tracking import (
-    KEYS,
     Batch,
     BatchProjection,
     ByClass,
     TrackedView,
+    select_by_keys,
     stream_keys,
     utc,
     utc_or_none,
@@ -57,9 +57,7 @@ TYPES: Final = (
     "timestamptz", "int8",
 )  # fmt: skip
 """The `job_status_intervals` column types in COLUMNS order, for binary COPY."""
-SELECT_OPEN: Final = SQL(
-    f"SELECT {', '.join(COLUMNS)} FROM job_status_intervals WHERE valid_to IS NULL AND {KEYS}"
-)
+SELECT_OPEN: Final = select_by_keys("job_status_intervals", COLUMNS, "valid_to IS NULL")
 INTERVALS: Final = BulkTable("job_status_intervals", COLUMNS, TYPES)
 CLOSE_INTERVALS: Final = SQL(
     "UPDATE job_status_intervals i SET valid_to = c.valid_to "

@@ -35,6 +35,7 @@ from projections.tracking import (
     Batch,
     BatchProjection,
     TrackedView,
+    select_by_keys,
     stream_keys,
     utc,
     utc_or_none,
@@ -55,8 +56,8 @@ TYPES: Final = (
 """The `jobs` column types in COLUMNS order, for binary COPY."""
 DELETED: Final = JobStatus.DELETED.value
 
-SELECT_JOBS: Final = SQL(f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE {KEYS}")
-SELECT_TOMBSTONES: Final = SQL(f"SELECT tenant, id FROM deleted_jobs WHERE {KEYS}")
+SELECT_JOBS: Final = select_by_keys("jobs", COLUMNS)
+SELECT_TOMBSTONES: Final = select_by_keys("deleted_jobs", ("tenant", "id"))
 JOBS: Final = BulkTable("jobs", COLUMNS, TYPES)
 DELETE_JOBS: Final = SQL(f"DELETE FROM jobs WHERE {KEYS}")
 INSERT_TOMBSTONES: Final = SQL(

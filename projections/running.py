@@ -22,6 +22,7 @@ from projections.tracking import (
     ByClass,
     TrackedView,
     key_arrays,
+    select_by_keys,
     stream_keys,
     utc,
     utc_or_none,
@@ -54,7 +55,7 @@ TYPES: Final = (
     "int4",
 )  # fmt: skip
 """The `running_jobs` column types in COLUMNS order, for binary COPY."""
-SELECT_ACTIVE: Final = SQL(f"SELECT {', '.join(COLUMNS)} FROM running_jobs WHERE {KEYS}")
+SELECT_ACTIVE: Final = select_by_keys("running_jobs", COLUMNS)
 RUNNING_JOBS: Final = BulkTable("running_jobs", COLUMNS, TYPES)
 DELETE_ACTIVE: Final = SQL(f"DELETE FROM running_jobs WHERE {KEYS}")
 

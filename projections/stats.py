@@ -26,6 +26,7 @@ from projections.tracking import (
     ByClass,
     TrackedView,
     key_arrays,
+    select_by_keys,
     stream_keys,
     utc_or_none,
 )
@@ -70,7 +71,7 @@ class Delta:
 COLUMNS: Final = Counted.__struct_fields__
 TYPES: Final = ("text", "text", "text", "text", "date", "timestamptz", "int8", "int4")
 """The `job_stats_jobs` column types in COLUMNS order, for binary COPY."""
-SELECT_COUNTED: Final = SQL(f"SELECT {', '.join(COLUMNS)} FROM job_stats_jobs WHERE {KEYS}")
+SELECT_COUNTED: Final = select_by_keys("job_stats_jobs", COLUMNS)
 STATS_JOBS: Final = BulkTable("job_stats_jobs", COLUMNS, TYPES)
 DELETE_COUNTED: Final = SQL(f"DELETE FROM job_stats_jobs WHERE {KEYS}")
 BUCKET_ARRAYS: Final = "%b::text[], %b::text[], %b::text[], %b::date[]"
