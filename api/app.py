@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,17 @@ if TYPE_CHECKING:
     from ledger.settings import Settings
 
 log = logging.getLogger("api")
+
+
+def freeze_startup_heap() -> None:
+    """Put everything made so far (modules, the app) out of the garbage collector's reach.
+
+    It lives as long as the server, yet every full collection walked all of it: those
+    pauses made most of list reads' p99 at 16 readers (60 -> 19 ms once frozen). Called
+    by `ledger serve` and each worker once the app is built, not by tests that build many.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings) -> Litestar:

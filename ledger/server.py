@@ -98,7 +98,7 @@ def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
     """Serve the API (and, by default, the projections) until SIGINT or SIGTERM."""
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_app, freeze_startup_heap
 
     workers = f" with {settings.workers} workers" if settings.workers > 1 else ""
     print(
@@ -117,6 +117,7 @@ def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
     # Building a Litestar app installs its own root handler; put ours back, so every line,
     # uvicorn's included, follows LEDGER_LOG_FORMAT.
     configure_logging(ready)
+    freeze_startup_heap()
     uvicorn.Server(uvicorn_config(app, ready)).run()
 
 

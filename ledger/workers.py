@@ -68,7 +68,7 @@ def worker_environment(settings: Settings) -> dict[str, str]:
 
 def worker_app() -> Litestar:
     """One worker's application, on the settings its parent left in the environment."""
-    from api.app import create_app
+    from api.app import create_app, freeze_startup_heap
 
     settings = Settings.from_env()
     app = create_app(settings)
@@ -76,6 +76,7 @@ def worker_app() -> Litestar:
     threading.Thread(
         target=_exit_with_parent, args=(os.getppid(),), name="ledger-parent", daemon=True
     ).start()
+    freeze_startup_heap()
     return app
 
 
