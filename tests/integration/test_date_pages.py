@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
-import msgspec
 import pytest
 
 from ledger.application import JobLedger
@@ -18,6 +17,7 @@ from ledger.settings import Settings
 from projections.pump import catch_up
 from projections.queries import JobQueryService
 from projections.rows import JobQuery
+from tests.integration.pages import every_page
 from tests.property.dated import at, dated_job
 
 HOUR = timedelta(hours=1)
@@ -77,17 +77,6 @@ def expected(tenants: list[str], start: datetime | None, end: datetime | None) -
         )
     ]
     return [f"{tenant}/{job_id}" for _, job_id, tenant in sorted(rows, reverse=True)]
-
-
-async def every_page(queries: JobQueryService, query: JobQuery) -> list[str]:
-    found: list[str] = []
-    after = None
-    while True:
-        page = await queries.list_jobs(msgspec.structs.replace(query, after=after))
-        found += [f"{job.tenant}/{job.id}" for job in page.jobs]
-        if not page.has_next_page:
-            return found
-        after = page.end_cursor
 
 
 @pytest.mark.parametrize(("start", "end"), DATES)
