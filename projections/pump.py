@@ -8,7 +8,6 @@ another folds, and each model still sees every event exactly once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Final
 
 from eventsourcing.persistence import Tracking
@@ -24,7 +23,7 @@ from projections.lanes import Lanes
 from projections.reader import LogReader, ReadAhead
 from projections.running import RunningProjection, RunningView
 from projections.stats import StatsProjection, StatsView
-from projections.tracking import Batch, Projector
+from projections.tracking import Projector
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +110,6 @@ class Pump:
         except BaseException:
             self.positions = {}  # some may have committed: read them all again
             raise
-
-    def project(self, projections: Sequence[Projector], batch: Batch, tracking: Tracking) -> None:
-        """Have each projection take `batch` (ending at `tracking`), side by side; raise
-        the first failure once all have finished."""
-        self.lanes.send(projections, batch, tracking)
-        self.lanes.settle(0)
 
     def catch_up(self) -> int:
         """Project every event recorded so far; the number of events read."""
