@@ -65,12 +65,11 @@ class JobLedger(Application[str]):
         # other to the database; races with other processes are still retried.
         self._stream_locks = StreamLocks()
         self._latest = LatestJobs(int(self.env.get(WRITE_CACHE_SIZE) or DEFAULT_WRITE_CACHE))
-        snapshots = self.snapshots.recorder if self.snapshots is not None else None
-        assert isinstance(self.recorder, LedgerRecorder) and snapshots is not None
+        assert isinstance(self.recorder, LedgerRecorder) and self.snapshots is not None
         self._streams = StreamsReader(
             self.recorder.datastore,
             self.recorder.events_table_name,
-            snapshots.events_table_name,  # type: ignore[attr-defined]
+            self.snapshots.recorder.events_table_name,  # type: ignore[attr-defined]
         )
 
     def close(self) -> None:
@@ -262,12 +261,7 @@ class JobLedger(Application[str]):
         """
         stream = stream_id(tenant, job_id)
         if stream in loaded:  # read from the store just now
-            job = loaded[stream]
-            if job is None:
-                raise JobNotFound(job_id)
-            if job.status is JobStatus.DELETED:
-                raise JobGone(job_id)
-            job = _freeze(job)
+            job = _freeze(_live(job_id, loaded[stream]))
             execute(job, command, ctx)
             return job
         job = self._job_for_write(tenant, job_id, fresh=fresh)
@@ -285,12 +279,7 @@ class JobLedger(Application[str]):
     def get_job(self, tenant: str, job_id: str) -> Job:
         """The job as its events make it now: JobNotFound, or JobGone once deleted."""
         stream = stream_id(tenant, job_id)
-        job = self._load([stream])[stream]
-        if job is None:
-            raise JobNotFound(job_id)
-        if job.status is JobStatus.DELETED:
-            raise JobGone(job_id)
-        return job
+        return _live(job_id, self._load([stream])[stream])
 
     # -- internals --------------------------------------------------------------------
 
@@ -447,6 +436,16 @@ def _new_job(tenant: str, new: NewJob, ctx: Context) -> Job:
         actor=ctx.actor,
         request_id=ctx.request_id,
     )
+
+
+def _live(job_id: str, job: Job | None) -> Job:
+    """A stored job that writes and reads may use: JobNotFound without events, JobGone
+    once deleted."""
+    if job is None:
+        raise JobNotFound(job_id)
+    if job.status is JobStatus.DELETED:
+        raise JobGone(job_id)
+    return job
 
 
 def _one(outcomes: list[Written | LedgerError]) -> Written:
