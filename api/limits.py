@@ -38,8 +38,9 @@ class RequestLimits:
         size = sum(len(name) + len(value) for name, value in scope["headers"])
         if size <= self.max_header_bytes:
             return None
-        detail = f"the request's headers are {size} bytes, over {self.max_header_bytes}"
-        return Problem(431, "headers-too-large", "Headers too large", detail)
+        return headers_too_large(
+            f"the request's headers are {size} bytes, over {self.max_header_bytes}"
+        )
 
     def timed_out(self, scope: Scope) -> Problem:
         """The 503 for a request that has not begun its answer within the timeout."""
@@ -54,6 +55,11 @@ class RequestLimits:
         return Problem(
             503, "request-timeout", "Request timed out", detail, {}, {"Retry-After": "1"}
         )
+
+
+def headers_too_large(detail: str) -> Problem:
+    """The 431 problem, whether the app counted the headers or the protocol refused the head."""
+    return Problem(431, "headers-too-large", "Headers too large", detail)
 
 
 async def answer(send: Send, scope: Scope, problem: Problem) -> None:

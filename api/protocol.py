@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from api.problems import PROBLEM_JSON, Problem
+from api.limits import headers_too_large
+from api.problems import PROBLEM_JSON
 from api.request_id import HEADER as REQUEST_ID_HEADER
 from api.request_id import new_request_id
 
@@ -70,7 +71,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """Answer 431 and close: the head is not parsed any further."""
         log.warning("request head over %d bytes refused unread", self.max_head_bytes)
         detail = f"the request's head passed {self.max_head_bytes} bytes before it ended"
-        body = Problem(431, "headers-too-large", "Headers too large", detail).answer().body
+        body = headers_too_large(detail).answer().body
         head = [STATUS_LINE[431]]
         for name, value in self.server_state.default_headers:
             head.append(b"%s: %s\r\n" % (name, value))
