@@ -22,10 +22,10 @@ from api.schemas import (
     JobList,
     JobProgress,
     PageInfo,
+    RunningJob,
     RunningJobs,
     to_job,
     to_progress,
-    to_running,
 )
 from api.writes import Writer, render_cancelled
 from ledger.commands import Cancel
@@ -74,9 +74,9 @@ class JobsController(Controller):
         )
         if as_of is not None:
             return await jobs_as_of(request, caller, query, as_of)
-        page = await queries.list_jobs(query)
+        page = await queries.list_jobs(query, Job)
         info = PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
-        return JobList(jobs=[to_job(row) for row in page.jobs], page_info=info)
+        return JobList(jobs=page.jobs, page_info=info)
 
     @get("/running", guards=[may_read], responses=READ_PROBLEMS)
     async def running_jobs(
@@ -86,8 +86,7 @@ class JobsController(Controller):
         read_position: NamedDependency[int],
     ) -> RunningJobs:
         """The jobs running now, the most recently started first."""
-        rows = await queries.running_jobs(caller.tenant_filter())
-        return RunningJobs(jobs=[to_running(row) for row in rows])
+        return RunningJobs(jobs=await queries.running_jobs(caller.tenant_filter(), RunningJob))
 
     @get("/{job_id:str}", guards=[may_read], responses=JOB_READ_PROBLEMS)
     async def get_job(

@@ -23,7 +23,7 @@ from ledger.commands import (
     Succeed,
 )
 from ledger.domain import JsonObject
-from projections.rows import JobRow, RunningRow
+from projections.rows import JobRow
 
 ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 TENANT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -229,8 +229,12 @@ def to_command(event: JobEvent) -> JobCommand:
 # -- responses --------------------------------------------------------------------------
 
 
-class Job(Struct, kw_only=True):
-    """A job as the read models hold it."""
+class Job(Struct):
+    """A job as the read models hold it.
+
+    Its fields are `projections.views.JOB_VIEW`, in that order: a list page builds each
+    job from its record positionally.
+    """
 
     id: str
     tenant: str
@@ -286,7 +290,9 @@ class JobProgress(Struct, kw_only=True):
     """Since the first start while running; the duration once ended; null before a start."""
 
 
-class RunningJob(Struct, kw_only=True):
+class RunningJob(Struct):
+    """A running job; its fields are `projections.views.RUNNING_VIEW`, in that order."""
+
     id: str
     job_type: str
     status: str
@@ -385,14 +391,4 @@ def to_progress(row: JobRow, now: datetime) -> JobProgress:
         records_processed=row.records_processed,
         total_records=row.total_records,
         elapsed_ms=elapsed,
-    )
-
-
-def to_running(row: RunningRow) -> RunningJob:
-    return RunningJob(
-        id=row.id,
-        job_type=row.job_type,
-        status=row.status,
-        progress=row.progress,
-        start_time=iso_or_none(row.start_time),
     )

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
+from api.schemas import Job, RunningJob
 from bench.http import Connection, Reply
 from bench.load import closed_loop, paced
 from bench.service import Service, ledger_command
@@ -312,7 +313,7 @@ async def read_latencies(
         base = await _direct_reads(seconds, lambda: queries.get_job(TENANT, random.choice(ids)))
         results.append(("GET /api/v1/jobs/{id}", http, base))
         http = await _http_reads(service.url, token, seconds, lambda _n: "/api/v1/jobs/running")
-        base = await _direct_reads(seconds, lambda: queries.running_jobs(TENANT))
+        base = await _direct_reads(seconds, lambda: queries.running_jobs(TENANT, RunningJob))
         results.append(("GET /api/v1/jobs/running", http, base))
         stats_path = "/api/v1/stats?group_by=status,job_type"
         http = await _http_reads(service.url, token, seconds, lambda _n: stats_path)
@@ -353,14 +354,14 @@ def _constant(path: str) -> Callable[[int], str]:
 
 
 def _listing(queries: JobQueryService, query: JobQuery) -> Callable[[], Awaitable[object]]:
-    return lambda: queries.list_jobs(query)
+    return lambda: queries.list_jobs(query, Job)
 
 
 async def _cursor_of_page(queries: JobQueryService, page: int) -> str:
     """The cursor that starts page `page` (or the last page, if there are fewer)."""
     after = ""
     for _ in range(page - 1):
-        result = await queries.list_jobs(JobQuery(tenant=TENANT, after=after or None))
+        result = await queries.list_jobs(JobQuery(tenant=TENANT, after=after or None), Job)
         if not result.has_next_page or result.end_cursor is None:
             break
         after = result.end_cursor

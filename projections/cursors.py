@@ -44,7 +44,12 @@ _decoder: Final = msgspec.msgpack.Decoder(_Encoded)
 def encode_cursor(cursor: Cursor) -> str:
     """The opaque text for `cursor`."""
     micros = (cursor.created_at - EPOCH) // timedelta(microseconds=1)
-    raw = _encoder.encode(_Encoded(VERSION, micros, cursor.id, cursor.tenant))
+    return encode_cursor_at(micros, cursor.id, cursor.tenant)
+
+
+def encode_cursor_at(created_at_us: int, job_id: str, tenant: str) -> str:
+    """The opaque text for the job created `created_at_us` microseconds after the epoch."""
+    raw = _encoder.encode(_Encoded(VERSION, created_at_us, job_id, tenant))
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 

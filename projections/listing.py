@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Final
 
 from projections.rows import JobRow
+from projections.views import CURSOR_KEY, JOB_VIEW, view_columns
 
 SELECT_JOBS_PAGE: Final = "SELECT {columns} FROM jobs WHERE {where} ORDER BY {order} LIMIT ${limit}"
 SELECT_PAGE_OF_PARTS: Final = (
@@ -37,6 +38,8 @@ SELECT_EACH: Final = (
     "SELECT {columns} FROM unnest(${values}::text[]) AS wanted(value) "
     "CROSS JOIN LATERAL ({page}) AS one ORDER BY {order} LIMIT ${limit}"
 )
+# The page as the API shows it, each row followed by its list key for the page's cursor.
+SELECT_VIEW: Final = "SELECT {view}, {key} FROM ({page}) AS page ORDER BY {order}"
 EACH: Final = {"statuses": "status = wanted.value", "job_types": "job_type = wanted.value"}
 COLUMNS: Final = ", ".join(JobRow.__struct_fields__)
 # Newest first by (created_at, id); across tenants the tenant breaks ties.
@@ -62,6 +65,15 @@ AFTER_ALL: Final = "(created_at, id, tenant) < (${}, ${}, ${})"
 LATE: Final = "interval '1 hour'"
 STARTED_LATE: Final = f"start_time - created_at > {LATE}"
 STARTED_EARLY: Final = "start_time < created_at"
+
+
+@lru_cache(maxsize=128)
+def job_view_sql(shape: tuple[str, ...]) -> str:
+    """job_page_sql's page, each job as `views.JOB_VIEW` and then `views.CURSOR_KEY`."""
+    order = ORDER_OF_TENANT if "tenant" in shape else ORDER_ALL
+    return SELECT_VIEW.format(
+        view=view_columns(JOB_VIEW), key=CURSOR_KEY, page=job_page_sql(shape), order=order
+    )
 
 
 @lru_cache(maxsize=128)

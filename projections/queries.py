@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Final, TypedDict
+from typing import Final, TypedDict, TypeVar
 
 import asyncpg
 import msgspec
 
 from ledger.errors import InvalidCommand, JobGone, JobNotFound
 from ledger.settings import Settings, parse_database_url
-from projections.cursors import Cursor, decode_cursor, encode_cursor
-from projections.listing import job_page_sql
+from projections.cursors import decode_cursor, encode_cursor_at
+from projections.listing import job_view_sql
 from projections.rows import (
     DurationStats,
     JobPage,
     JobQuery,
     JobRow,
-    RunningRow,
     StatsGroup,
     StatsQuery,
     StatsResult,
 )
 from projections.tracking import PROJECTIONS_CHANNEL
+from projections.views import JOB_VIEW, RUNNING_VIEW, view_columns
+
+V = TypeVar("V")
 
 MAX_PAGE: Final = 1000
 GROUP_KEYS: Final = ("status", "job_type", "day", "tenant")
@@ -36,7 +39,7 @@ RECENT: Final = 0.1
 JOB_COLUMNS: Final = ", ".join(JobRow.__struct_fields__)
 SELECT_JOB: Final = f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND id = $2"
 SELECT_DELETED: Final = "SELECT 1 FROM deleted_jobs WHERE tenant = $1 AND id = $2"
-RUNNING_COLUMNS: Final = ", ".join(RunningRow.__struct_fields__)
+RUNNING_COLUMNS: Final = view_columns(RUNNING_VIEW)
 SELECT_RUNNING: Final = (
     f"SELECT {RUNNING_COLUMNS} FROM running_jobs WHERE status = 'running' "
     "ORDER BY start_time DESC, id DESC, tenant DESC LIMIT $1"
@@ -100,8 +103,9 @@ class JobQueryService:
             await self._listener.close()
         await self.pool.close()
 
-    async def list_jobs(self, query: JobQuery) -> JobPage:
-        """Newest first by (created_at, id); keyset pagination.
+    async def list_jobs(self, query: JobQuery, view: Callable[..., V]) -> JobPage[V]:
+        """Newest first by (created_at, id); keyset pagination. Each job is
+        `view(*fields)`, its fields those of `views.JOB_VIEW` in that order.
 
         A bad cursor raises InvalidCommand('after', ...).
         """
@@ -126,15 +130,15 @@ class JobQueryService:
             if query.tenant is None:
                 params.append(after.tenant)
         params.append(query.first + 1)  # one more says whether there is a next page
-        rows = await self.pool.fetch(job_page_sql(tuple(shape)), *params)
-        jobs = [JobRow(*r) for r in rows[: query.first]]
-        last = jobs[-1] if jobs else None
+        rows = await self.pool.fetch(job_view_sql(tuple(shape)), *params)
+        fields = len(JOB_VIEW)
+        jobs = [view(*r[:fields]) for r in rows[: query.first]]
+        # The last job's key follows its fields: (microseconds, id, tenant).
+        last = rows[len(jobs) - 1][fields:] if jobs else None
         return JobPage(
             jobs=jobs,
             has_next_page=len(rows) > query.first,
-            end_cursor=encode_cursor(Cursor(last.created_at, last.id, last.tenant))
-            if last
-            else None,
+            end_cursor=encode_cursor_at(*last) if last else None,
         )
 
     async def get_job(self, tenant: str, job_id: str) -> JobRow:
@@ -150,13 +154,16 @@ class JobQueryService:
                 raise JobGone(job_id)
         raise JobNotFound(job_id)
 
-    async def running_jobs(self, tenant: str | None, limit: int = 1000) -> list[RunningRow]:
-        """The running set, newest start first."""
+    async def running_jobs(
+        self, tenant: str | None, view: Callable[..., V], limit: int = 1000
+    ) -> list[V]:
+        """The running set, newest start first; each job `view(*fields)`, its fields
+        those of `views.RUNNING_VIEW`."""
         if tenant is None:
             rows = await self.pool.fetch(SELECT_RUNNING, limit)
         else:
             rows = await self.pool.fetch(SELECT_RUNNING_OF_TENANT, tenant, limit)
-        return [RunningRow(*r) for r in rows]
+        return [view(*r) for r in rows]
 
     async def stats(self, query: StatsQuery) -> StatsResult:
         """Counts and durations from job_stats only (never scans jobs).

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
 from ledger.domain import Job
+
+V = TypeVar("V")
 
 
 class JobRow(msgspec.Struct):
@@ -86,19 +88,6 @@ def job_row(job: Job, position: int) -> JobRow:
     )
 
 
-class RunningRow(msgspec.Struct):
-    """A job in the running set (fields in column order, like JobRow)."""
-
-    tenant: str
-    id: str
-    job_type: str
-    status: str
-    progress: int
-    current_step: str | None
-    start_time: datetime | None
-    updated_at: datetime
-
-
 class JobQuery(msgspec.Struct, kw_only=True, frozen=True):
     """A page of the job list. `tenant=None` means every tenant (a global admin)."""
 
@@ -114,8 +103,8 @@ class JobQuery(msgspec.Struct, kw_only=True, frozen=True):
     """An opaque cursor from a previous page's `end_cursor`."""
 
 
-class JobPage(msgspec.Struct, kw_only=True):
-    jobs: list[JobRow]
+class JobPage(msgspec.Struct, Generic[V], kw_only=True):
+    jobs: list[V]
     has_next_page: bool
     end_cursor: str | None
 

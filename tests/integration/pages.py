@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from api.schemas import Job
 from projections.queries import JobQueryService
 from projections.rows import JobQuery
 
@@ -13,7 +14,7 @@ async def every_page(queries: JobQueryService, query: JobQuery) -> list[str]:
     found: list[str] = []
     after = None
     while True:
-        page = await queries.list_jobs(msgspec.structs.replace(query, after=after))
+        page = await queries.list_jobs(msgspec.structs.replace(query, after=after), Job)
         found += [f"{job.tenant}/{job.id}" for job in page.jobs]
         if not page.has_next_page:
             return found

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
+from api.schemas import Job, RunningJob, iso, to_job
 from ledger.application import JobLedger
 from ledger.commands import Cancel, Delete, NewJob, RecordProgress, Start
 from ledger.errors import InvalidCommand, JobGone, JobNotFound
@@ -64,7 +66,7 @@ async def test_list_filters_by_type_status_and_tenant(
     catch_up(settings)
 
     async def ids(**filters: object) -> list[str]:
-        page = await queries.list_jobs(JobQuery(first=100, **filters))  # type: ignore[arg-type]
+        page = await queries.list_jobs(JobQuery(first=100, **filters), Job)  # type: ignore[arg-type]
         return [j.id for j in page.jobs]
 
     assert await ids(tenant="acme") == [f"a-{n}" for n in reversed(range(6))]
@@ -87,7 +89,7 @@ async def test_dates_select_by_start_time_and_leave_out_unstarted_jobs(
     catch_up(settings)
 
     async def ids(**dates: object) -> set[str]:
-        page = await queries.list_jobs(JobQuery(tenant="acme", **dates))  # type: ignore[arg-type]
+        page = await queries.list_jobs(JobQuery(tenant="acme", **dates), Job)  # type: ignore[arg-type]
         return {j.id for j in page.jobs}
 
     assert await ids() == {"early", "exact", "late", "unstarted"}
@@ -108,7 +110,7 @@ async def test_pages_miss_and_repeat_nothing_while_jobs_are_added(
     after = None
     pages = 0
     while True:
-        page = await queries.list_jobs(JobQuery(tenant="acme", first=7, after=after))
+        page = await queries.list_jobs(JobQuery(tenant="acme", first=7, after=after), Job)
         seen += [j.id for j in page.jobs]
         pages += 1
         new(ledger, "acme", f"late-{pages}")  # newer than every page already served
@@ -130,7 +132,7 @@ async def test_pages_across_every_tenant_keep_the_order(
     seen: list[tuple[str, str]] = []
     after = None
     while True:
-        page = await queries.list_jobs(JobQuery(tenant=None, first=3, after=after))
+        page = await queries.list_jobs(JobQuery(tenant=None, first=3, after=after), Job)
         seen += [(j.tenant, j.id) for j in page.jobs]
         if not page.has_next_page:
             break
@@ -145,12 +147,36 @@ async def test_pages_across_every_tenant_keep_the_order(
     "cursor",
     ["", "not-a-cursor", "!!!!", "é", encode_cursor(Cursor(at(0), "j", "acme"))[:-3], "A" * 2000],
 )
-async def test_a_bad_cursor_is_refused_as_after(
-    queries: JobQueryService, cursor: str
-) -> None:
+async def test_a_bad_cursor_is_refused_as_after(queries: JobQueryService, cursor: str) -> None:
     with pytest.raises(InvalidCommand) as refused:
-        await queries.list_jobs(JobQuery(tenant="acme", after=cursor))
+        await queries.list_jobs(JobQuery(tenant="acme", after=cursor), Job)
     assert refused.value.field == "after"
+
+
+async def test_listed_jobs_are_the_api_jobs_of_their_rows(
+    settings: Settings, ledger: JobLedger, queries: JobQueryService
+) -> None:
+    # The list reads jobs as the API shows them, timestamps formatted by PostgreSQL; each
+    # must equal the API's job built in Python from the job's row, to the millisecond.
+    last_us = timedelta(microseconds=999_999)
+    dated_job(ledger, "acme", "dated", created=at(0) + last_us, started=at(1) + last_us,
+              ended=at(2, ms=1) + timedelta(microseconds=500), outcome="failed")  # fmt: skip
+    dated_job(ledger, "acme", "early", created=at(0, ms=5), started=at(0))
+    new(ledger, "acme", "live")
+    ledger.record("acme", "live", Start(), CTX)
+    ledger.record("acme", "live", RecordProgress(progress=7, current_step="copy"), CTX)
+    new(ledger, "acme", "pending")
+    new(ledger, "globex", "theirs")
+    catch_up(settings)
+    page = await queries.list_jobs(JobQuery(tenant=None), Job)
+    assert len(page.jobs) == 5
+    for job in page.jobs:
+        assert job == to_job(await queries.get_job(job.tenant, job.id))
+    running = {r.id: r for r in await queries.running_jobs("acme", RunningJob)}
+    assert set(running) == {"early", "live"}
+    for job_id, run in running.items():
+        job = to_job(await queries.get_job("acme", job_id))
+        assert run == RunningJob(job.id, job.job_type, job.status, job.progress, job.start_time)
 
 
 async def test_running_set_is_per_tenant_and_newest_start_first(
@@ -162,12 +188,13 @@ async def test_running_set_is_per_tenant_and_newest_start_first(
     dated_job(ledger, "acme", "pending", created=at(0))
     dated_job(ledger, "globex", "theirs", created=at(0), started=at(0, ms=30))
     catch_up(settings)
-    assert [r.id for r in await queries.running_jobs("acme")] == ["second", "first"]
-    assert [r.id for r in await queries.running_jobs(None)] == ["theirs", "second", "first"]
-    assert [r.id for r in await queries.running_jobs("acme", limit=1)] == ["second"]
-    (row,) = await queries.running_jobs("globex")
+    assert [r.id for r in await queries.running_jobs("acme", RunningJob)] == ["second", "first"]
+    every = await queries.running_jobs(None, RunningJob)
+    assert [r.id for r in every] == ["theirs", "second", "first"]
+    assert [r.id for r in await queries.running_jobs("acme", RunningJob, limit=1)] == ["second"]
+    (row,) = await queries.running_jobs("globex", RunningJob)
     assert (row.status, row.job_type, row.progress, row.start_time) == (
-        "running", "sync", 0, at(0, ms=30),
+        "running", "sync", 0, iso(at(0, ms=30)),
     )  # fmt: skip
 
 
@@ -268,5 +295,5 @@ async def test_stats_never_read_the_jobs_table(
 @pytest.mark.parametrize("first", [0, -1, 1001])
 async def test_a_page_size_out_of_range_is_refused(queries: JobQueryService, first: int) -> None:
     with pytest.raises(InvalidCommand) as refused:
-        await queries.list_jobs(JobQuery(tenant="acme", first=first))
+        await queries.list_jobs(JobQuery(tenant="acme", first=first), Job)
     assert refused.value.field == "first"
