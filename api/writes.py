@@ -1,19 +1,21 @@
 """Writes through the ledger, each answer rendered once and stored with its events.
 
-The ledger runs in a worker thread (it is synchronous). With an Idempotency-Key the
-answer is rendered inside the transaction that appends the events; a refusal (4xx)
-is stored on its own; a concurrent request with the same key that committed first
-is replayed.
+A write to a job this process has just written waits for its group commit on the event
+loop (`JobLedger.record_now`); any other runs the ledger in a worker thread (it is
+synchronous). With an Idempotency-Key the answer is rendered inside the transaction
+that appends the events; a refusal (4xx) is stored on its own; a concurrent request
+with the same key that committed first is replayed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
+from eventsourcing.persistence import IntegrityError
 from litestar import Request, Response
 from litestar.di import NamedDependency
 from msgspec import UNSET
@@ -52,6 +54,8 @@ _encode: Final = msgspec.json.Encoder().encode
 
 Outcomes = Sequence[Written | LedgerError]
 Perform = Callable[[tuple[IdempotencyKey, "AnswerFor"] | None], Outcomes]
+WriteNow = Callable[[tuple[IdempotencyKey, "AnswerFor"] | None], Awaitable[Outcomes | None]]
+"""A write on the event loop; None when it must be performed in a thread instead."""
 
 
 def render_created(outcomes: Outcomes) -> Answer:
@@ -136,7 +140,24 @@ class Writer:
             )
             return [written]
 
-        return await self._write(perform, render)
+        async def now(answer: tuple[IdempotencyKey, AnswerFor] | None) -> Outcomes | None:
+            pending = self.ledger.record_now(
+                self.caller.tenant_for_job(job_id),
+                job_id,
+                command,
+                self.caller.context,
+                expected_version=self.expected_version(),
+                answer=answer,
+            )
+            if pending is None:
+                return None
+            try:
+                # Shielded: a client that goes away must not cancel the wait, only leave it.
+                return [await asyncio.shield(asyncio.wrap_future(pending))]
+            except IntegrityError:
+                return None  # another process wrote to the job first: `record` decides again
+
+        return await self._write(perform, render, now)
 
     async def batch(self, items: Sequence[BatchItem]) -> Response[bytes]:
         """Apply every item in order; each is accepted or refused alone."""
@@ -160,7 +181,10 @@ class Writer:
         return int(match["quoted"] or match["bare"])
 
     async def _write(
-        self, perform: Perform, render: Callable[[Outcomes], Answer]
+        self,
+        perform: Perform,
+        render: Callable[[Outcomes], Answer],
+        now: WriteNow | None = None,
     ) -> Response[bytes]:
         rendered: list[Answer] = []
 
@@ -168,12 +192,17 @@ class Writer:
             rendered.append(render(outcomes))
             return rendered[-1]
 
+        keyed = (self.key, keep) if self.key else None
         try:
-            # The default executor has a handful of threads; a write's thread waits for
-            # its group commit, so writes get a pool large enough to fill the batches.
-            outcomes = await asyncio.get_running_loop().run_in_executor(
-                self.writers, perform, (self.key, keep) if self.key else None
-            )
+            # A write the ledger can take without blocking waits here for its group
+            # commit: no thread of its own, and no hand-offs to and from one.
+            outcomes = await now(keyed) if now is not None else None
+            if outcomes is None:
+                # The default executor has a handful of threads; a write's thread waits
+                # for its group commit, so writes get a pool large enough to fill them.
+                outcomes = await asyncio.get_running_loop().run_in_executor(
+                    self.writers, perform, keyed
+                )
         except IdempotencyKeyTaken:
             assert self.key is not None
             return await replay_first(self.request, self.key)

@@ -7,6 +7,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final, cast
@@ -30,11 +31,11 @@ APPLICATION_NAME: Final = "ledger"
 """Names the event table (`ledger_events`) and the position every projection tracks."""
 
 CONFLICT_RETRIES: Final = 8
+"""How often a write without If-Match reloads and retries when another write came first."""
 SNAPSHOT_INTERVAL: Final = 100
 """A job's state is snapshotted each time its stream passes a multiple of this many events."""
 WRITE_CACHE_SIZE: Final = "LEDGER_WRITE_CACHE_SIZE"
 DEFAULT_WRITE_CACHE: Final = 10_000
-"""How often a write without If-Match reloads and retries when another write came first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +72,12 @@ class JobLedger(Application[str]):
             self.recorder.events_table_name,
             self.snapshots.recorder.events_table_name,  # type: ignore[attr-defined]
         )
+        # Snapshots taken after writes that did not wait in a thread of their own.
+        self._snapshotter = ThreadPoolExecutor(1, thread_name_prefix="ledger-snapshots")
 
     def close(self) -> None:
         self.committer.close()
+        self._snapshotter.shutdown(wait=True)
         super().close()
 
     def _append(
@@ -154,6 +158,89 @@ class JobLedger(Application[str]):
                         latest = self.get_job(tenant, job_id)
                         raise VersionConflict(job_id, expected_version, latest.version) from None
             raise VersionConflict(job_id, job.version, self.get_job(tenant, job_id).version)
+
+    def record_now(
+        self,
+        tenant: str,
+        job_id: str,
+        command: JobCommand,
+        ctx: Context,
+        *,
+        expected_version: int | None = None,
+        answer: tuple[IdempotencyKey, AnswerFor] | None = None,
+    ) -> Future[Written] | None:
+        """`record` without blocking, for a caller on an event loop: None when the write
+        needs `record` (the job is not cached, another write to it is in flight here, or
+        its cached state refuses the command or the expected version, and may be behind
+        another process), else the future of the write.
+
+        The future fails with IntegrityError when another process appended to the job
+        first (call `record` then: it decides again on the stored state), or with what
+        the append raised. The job stays locked until its append is over, however the
+        caller fares meanwhile.
+        """
+        stream = stream_id(tenant, job_id)
+        release = self._stream_locks.try_hold(stream)
+        if release is None:
+            return None
+        try:
+            cached = self._latest.get(stream)
+            if cached is None or cached.status is JobStatus.DELETED:
+                release()
+                return None
+            if expected_version is not None and cached.version != expected_version:
+                release()
+                return None
+            job = _freeze(cached)
+            execute(job, command, ctx)
+        except LedgerError:
+            release()
+            return None
+        except BaseException:
+            release()
+            raise
+        result: Future[Written] = Future()
+        result.set_running_or_notify_cancel()  # the append can't be called off once queued
+
+        def written(positions: Positions) -> list[Written | LedgerError]:
+            return [at(positions)]
+
+        def at(positions: Positions) -> Written:
+            return Written(job, positions[(job.id, job.version)])
+
+        pending = None
+        if answer is not None:
+            key, render = answer
+            pending = PendingAnswer(key, lambda positions: render(written(positions)))
+        reached = job.version - len(job.pending_events)
+
+        def appended(done: Future[list[Recording[str]]]) -> None:
+            # On the group committer's thread: bookkeeping only, the snapshot elsewhere.
+            try:
+                recordings = done.result()
+            except BaseException as error:
+                self._latest.pop(stream)
+                release()
+                result.set_exception(error)
+                return
+            self._latest.put(stream, _freeze(job))
+            release()
+            if job.version // SNAPSHOT_INTERVAL > reached // SNAPSHOT_INTERVAL:
+                self._snapshotter.submit(self._snapshot, job)
+            positions = {
+                (str(r.notification.originator_id), r.notification.originator_version): (
+                    r.notification.id
+                )
+                for r in recordings
+            }
+            result.set_result(at(positions))
+
+        try:
+            self.committer.submit([job], pending).add_done_callback(appended)
+        except BaseException:
+            release()
+            raise
+        return result
 
     def record_batch(
         self,
@@ -409,6 +496,26 @@ class StreamLocks:
                     entry.users -= 1
                     if entry.users == 0:
                         del self._locks[stream]
+
+    def try_hold(self, stream: str) -> Callable[[], None] | None:
+        """Take the stream's lock if it is free, without waiting: what releases it, or
+        None when another write holds it."""
+        with self._mutex:
+            entry = self._locks.get(stream) or self._add(stream)
+            if not entry.lock.acquire(blocking=False):
+                if entry.users == 0:
+                    del self._locks[stream]
+                return None
+            entry.users += 1
+
+        def release() -> None:
+            entry.lock.release()
+            with self._mutex:
+                entry.users -= 1
+                if entry.users == 0:
+                    del self._locks[stream]
+
+        return release
 
     def _add(self, stream: str) -> _StreamLock:
         entry = self._locks[stream] = _StreamLock()

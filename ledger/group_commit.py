@@ -68,11 +68,18 @@ class GroupCommitter:
 
     def append(self, jobs: Sequence[Job], answer: PendingAnswer | None) -> list[Recording[str]]:
         """Append the jobs' pending events (and the answer); blocks until committed."""
+        return self.submit(jobs, answer).result()
+
+    def submit(
+        self, jobs: Sequence[Job], answer: PendingAnswer | None
+    ) -> Future[list[Recording[str]]]:
+        """Queue the jobs' pending events (and the answer) for appending; the future of
+        their recordings, set by the writer thread once they are committed."""
         self._ensure_started()
         events = [event for job in jobs for event in job.collect_events()]
         submission = Submission(events=events, answer=answer, streams={job.id for job in jobs})
         self._queue.put(submission)
-        return submission.done.result()
+        return submission.done
 
     def close(self) -> None:
         with self._lock:

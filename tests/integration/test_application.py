@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from ledger.application import JobLedger, Written
 from ledger.commands import (
@@ -249,3 +250,57 @@ def test_a_batch_loads_the_jobs_it_moves_together(ledger: JobLedger) -> None:
     assert ledger.get_job("acme", "short").status is JobStatus.COMPLETED
     assert ledger.get_job("globex", "short").status is JobStatus.PENDING
     assert ledger.get_job("acme", "new").status is JobStatus.RUNNING
+
+
+def test_record_now_appends_a_cached_job_without_blocking(ledger: JobLedger) -> None:
+    # Not written by this process: not cached, so the caller must use `record`.
+    other = JobLedger(env=ledger.env)
+    try:
+        other.create_job("acme", NewJob(job_id="theirs", job_type="x"), CTX)
+        assert ledger.record_now("acme", "theirs", Start(), CTX) is None
+    finally:
+        other.close()
+    ledger.create_job("acme", NewJob(job_id="job-1", job_type="x"), CTX)
+    pending = ledger.record_now("acme", "job-1", Start(), CTX)
+    assert pending is not None
+    written = pending.result(timeout=10)
+    assert (written.version, written.job.status) == (2, JobStatus.RUNNING)
+    stored = ledger.get_job("acme", "job-1")
+    assert (stored.version, stored.status) == (2, JobStatus.RUNNING)
+    # The cache holds what was appended: the next write goes the same way.
+    progressed = ledger.record_now("acme", "job-1", RecordProgress(progress=5), CTX)
+    assert progressed is not None
+    assert progressed.result(timeout=10).position > written.position
+
+
+def test_record_now_leaves_to_record_what_it_cannot_decide(ledger: JobLedger) -> None:
+    ledger.create_job("acme", NewJob(job_id="job-1", job_type="x"), CTX)
+    # Refused on the cached state (which may be behind another process): not decided here.
+    assert ledger.record_now("acme", "job-1", Succeed(), CTX) is None
+    # An If-Match the cached version does not meet: `record` reads the stored one.
+    assert ledger.record_now("acme", "job-1", Start(), CTX, expected_version=7) is None
+    # Another write to the job in flight here: this one would have to wait for it.
+    with ledger._stream_locks.held(["acme/job-1"]):
+        assert ledger.record_now("acme", "job-1", Start(), CTX) is None
+    assert ledger.get_job("acme", "job-1").version == 1  # none of them wrote anything
+    pending = ledger.record_now("acme", "job-1", Start(), CTX, expected_version=1)
+    assert pending is not None and pending.result(timeout=10).version == 2
+
+
+def test_record_now_fails_when_another_process_wrote_first(ledger: JobLedger) -> None:
+    ledger.create_job("acme", NewJob(job_id="job-1", job_type="x"), CTX)
+    other = JobLedger(env=ledger.env)
+    try:
+        other.record("acme", "job-1", Start(), CTX)
+    finally:
+        other.close()
+    # This process still remembers the job pending: the append loses on the version.
+    pending = ledger.record_now("acme", "job-1", Start(), CTX)
+    assert pending is not None
+    with pytest.raises(IntegrityError):
+        pending.result(timeout=10)
+    # The stale state is forgotten, and `record` decides on the stored one.
+    assert ledger.record_now("acme", "job-1", RecordProgress(progress=1), CTX) is None
+    with pytest.raises(InvalidTransition):
+        ledger.record("acme", "job-1", Start(), CTX)
+    assert ledger.record("acme", "job-1", RecordProgress(progress=1), CTX).version == 3
