@@ -404,8 +404,9 @@ class JobLedger(Application[str]):
         # Each outcome is the job as that command left it (a batch may move one job
         # several times), so its position is that of the event at its version.
         def written(positions: Positions) -> list[Written | LedgerError]:
+            # LedgerError first: a plain class, where isinstance(o, Job) asks an ABC.
             return [
-                Written(o, positions[(o.id, o.version)]) if isinstance(o, Job) else o
+                o if isinstance(o, LedgerError) else Written(o, positions[(o.id, o.version)])
                 for o in outcomes
             ]
 
