@@ -183,35 +183,31 @@ class JobLedger(Application[str]):
         release = self._stream_locks.try_hold(stream)
         if release is None:
             return None
+        job = None
         try:
             cached = self._latest.get(stream)
-            if cached is None or cached.status is JobStatus.DELETED:
-                release()
-                return None
-            if expected_version is not None and cached.version != expected_version:
-                release()
-                return None
-            job = _freeze(cached)
-            execute(job, command, ctx)
+            if (
+                cached is not None
+                and cached.status is not JobStatus.DELETED
+                and (expected_version is None or expected_version == cached.version)
+            ):
+                job = _freeze(cached)
+                execute(job, command, ctx)
         except LedgerError:
-            release()
-            return None
+            job = None
         except BaseException:
             release()
             raise
+        if job is None:
+            release()
+            return None
         result: Future[Written] = Future()
         result.set_running_or_notify_cancel()  # the append can't be called off once queued
-
-        def written(positions: Positions) -> list[Written | LedgerError]:
-            return [at(positions)]
 
         def at(positions: Positions) -> Written:
             return Written(job, positions[(job.id, job.version)])
 
-        pending = None
-        if answer is not None:
-            key, render = answer
-            pending = PendingAnswer(key, lambda positions: render(written(positions)))
+        pending = _pending_answer(answer, lambda positions: [at(positions)])
         reached = job.version - len(job.pending_events)
 
         def appended(done: Future[list[Recording[str]]]) -> None:
@@ -225,15 +221,9 @@ class JobLedger(Application[str]):
                 return
             self._latest.put(stream, _freeze(job))
             release()
-            if job.version // SNAPSHOT_INTERVAL > reached // SNAPSHOT_INTERVAL:
+            if _snapshot_due(job, reached):
                 self._snapshotter.submit(self._snapshot, job)
-            positions = {
-                (str(r.notification.originator_id), r.notification.originator_version): (
-                    r.notification.id
-                )
-                for r in recordings
-            }
-            result.set_result(at(positions))
+            result.set_result(at(_positions(recordings)))
 
         try:
             self.committer.submit([job], pending).add_done_callback(appended)
@@ -410,10 +400,7 @@ class JobLedger(Application[str]):
                 for o in outcomes
             ]
 
-        pending = None
-        if answer is not None:
-            key, render = answer
-            pending = PendingAnswer(key, lambda positions: render(written(positions)))
+        pending = _pending_answer(answer, written)
         reached = {job.id: job.version - len(job.pending_events) for job in jobs}
         try:
             recordings = self.committer.append(jobs, pending)
@@ -423,15 +410,9 @@ class JobLedger(Application[str]):
             raise
         for job in jobs:
             self._latest.put(job.id, _freeze(job))
-            if job.version // SNAPSHOT_INTERVAL > reached[job.id] // SNAPSHOT_INTERVAL:
+            if _snapshot_due(job, reached[job.id]):
                 self._snapshot(job)
-        positions = {
-            (str(r.notification.originator_id), r.notification.originator_version): (
-                r.notification.id
-            )
-            for r in recordings
-        }
-        return written(positions)
+        return written(_positions(recordings))
 
 
 class LatestJobs:
@@ -554,6 +535,30 @@ def _live(job_id: str, job: Job | None) -> Job:
     if job.status is JobStatus.DELETED:
         raise JobGone(job_id)
     return job
+
+
+def _pending_answer(
+    answer: tuple[IdempotencyKey, AnswerFor] | None,
+    written: Callable[[Positions], list[Written | LedgerError]],
+) -> PendingAnswer | None:
+    """The answer to render in the append's transaction, once its positions are known."""
+    if answer is None:
+        return None
+    key, render = answer
+    return PendingAnswer(key, lambda positions: render(written(positions)))
+
+
+def _positions(recordings: Sequence[Recording[str]]) -> Positions:
+    """Where each appended event (stream, version) stands in the global log."""
+    return {
+        (str(r.notification.originator_id), r.notification.originator_version): r.notification.id
+        for r in recordings
+    }
+
+
+def _snapshot_due(job: Job, reached: int) -> bool:
+    """Whether the job's stream passed a multiple of SNAPSHOT_INTERVAL since `reached`."""
+    return job.version // SNAPSHOT_INTERVAL > reached // SNAPSHOT_INTERVAL
 
 
 def _one(outcomes: list[Written | LedgerError]) -> Written:

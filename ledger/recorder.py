@@ -84,12 +84,12 @@ class LedgerRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return []
         answers: Sequence[PendingAnswer] = kwargs.get("answers", ())
-        chained = not answers and len(stored_events) <= CHAINED_MAX
-        if chained and (known := self._known_heads(stored_events)) is not None:
+        known, unknown = self._heads_of(stored_events)
+        if not answers and not unknown and len(stored_events) <= CHAINED_MAX:
             return self._insert_chained(stored_events, known)
         failure: Exception | None = None
         inserted: Sequence[int] | None = None
-        heads: dict[str, tuple[int, bytes]] = {}
+        hashes: list[bytes] = []
         with self.datastore.get_connection() as conn:
             with conn.pipeline() as pipeline:
                 try:
@@ -99,15 +99,11 @@ class LedgerRecorder(PostgresApplicationRecorder):
                         # Pipelined: the lock, NOTIFY and insert go with the read of the
                         # hashes the new events chain to, in one round trip.
                         self._insert_stored_events(events_cursor, stored_events, **kwargs)
-                        previous = self._select_previous_hashes(hashes_cursor, stored_events)
+                        previous = self._select_previous_hashes(hashes_cursor, known, unknown)
                         pipeline.sync()
                         inserted = self._fetch_ids_after_insert_events(events_cursor, stored_events)
                         assert inserted is not None
                         hashes = chain_hashes(stored_events, previous(hashes_cursor))
-                        heads = {
-                            str(e.originator_id): (e.originator_version, h)
-                            for e, h in zip(stored_events, hashes, strict=True)
-                        }
                         events_cursor.execute(
                             self.insert_hashes, (list(inserted), hashes), prepare=True
                         )
@@ -122,25 +118,38 @@ class LedgerRecorder(PostgresApplicationRecorder):
             if failure is not None:
                 # Raised here, inside the connection, so the datastore translates it.
                 raise failure
-        self.heads.update(heads)
+        self._advance_heads(stored_events, hashes)
         return inserted
 
-    def _known_heads(self, events: Sequence[StoredEvent]) -> dict[str, bytes] | None:
-        """The last stored hash of every stream these events continue, if this process
-        knows them all (a stream's first event chains to nothing); else None."""
-        known: dict[str, bytes] = {}
-        seen: set[str] = set()
+    def _heads_of(
+        self, events: Sequence[StoredEvent]
+    ) -> tuple[dict[str, bytes], list[tuple[str, int]]]:
+        """The last stored hash of each stream these events continue: those this process
+        knows, and the (stream, version) of those to read from the table."""
+        # The events of one stream arrive in version order: only each stream's first
+        # event here may chain to a hash already in the table.
+        firsts: dict[str, int] = {}
         for event in events:
-            stream = str(event.originator_id)
-            if stream in seen:
-                continue
-            seen.add(stream)
-            if event.originator_version > 1:
-                head = self.heads.get(stream, event.originator_version - 1)
+            firsts.setdefault(str(event.originator_id), event.originator_version)
+        known: dict[str, bytes] = {}
+        unknown: list[tuple[str, int]] = []
+        for stream, version in firsts.items():
+            if version > 1:  # a stream's first event chains to nothing
+                head = self.heads.get(stream, version - 1)
                 if head is None:
-                    return None
-                known[stream] = head
-        return known
+                    unknown.append((stream, version - 1))
+                else:
+                    known[stream] = head
+        return known, unknown
+
+    def _advance_heads(self, events: Sequence[StoredEvent], hashes: Sequence[bytes]) -> None:
+        """Remember each stream's last hash after `events` are committed with `hashes`."""
+        self.heads.update(
+            {
+                str(e.originator_id): (e.originator_version, h)
+                for e, h in zip(events, hashes, strict=True)
+            }
+        )
 
     def _insert_chained(
         self, stored_events: Sequence[StoredEvent], known: dict[str, bytes]
@@ -179,7 +188,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
             inserted = [row["notification_id"] for row in curs.fetchall()]
         if len(inserted) != len(stored_events):
             raise ProgrammingError(f"appended {len(inserted)} of {len(stored_events)} events")
-        self.heads.update({s: (v, h) for s, v, h in zip(streams, versions, hashes, strict=True)})
+        self._advance_heads(stored_events, hashes)
         return inserted
 
     def existing_streams(self, streams: Sequence[str]) -> set[str]:
@@ -207,28 +216,15 @@ class LedgerRecorder(PostgresApplicationRecorder):
         )
 
     def _select_previous_hashes(
-        self, curs: Cursor[DictRow], events: Sequence[StoredEvent]
+        self, curs: Cursor[DictRow], known: dict[str, bytes], unknown: list[tuple[str, int]]
     ) -> Callable[[Cursor[DictRow]], dict[str, bytes]]:
-        """Queue the read of each stream's last stored hash; returns how to collect it."""
-        # The events of one stream arrive in version order: only each stream's first
-        # event here may chain to a hash already in the table.
-        firsts: dict[str, int] = {}
-        for event in events:
-            firsts.setdefault(str(event.originator_id), event.originator_version)
-        known: dict[str, bytes] = {}
-        wanted = []
-        for stream, version in firsts.items():
-            if version > 1:
-                head = self.heads.get(stream, version - 1)
-                if head is None:
-                    wanted.append((stream, version - 1))
-                else:
-                    known[stream] = head
-        if not wanted:
+        """Queue the read of the `unknown` streams' last stored hashes; returns how to
+        collect them, with the `known` ones."""
+        if not unknown:
             return lambda _: known
         curs.execute(
             self.select_previous_hashes,
-            ([s for s, _ in wanted], [v for _, v in wanted]),
+            ([s for s, _ in unknown], [v for _, v in unknown]),
             prepare=True,
         )
         return lambda c: known | {row["originator_id"]: bytes(row["hash"]) for row in c.fetchall()}
