@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -177,3 +178,25 @@ def test_max_attempts_below_one_is_refused() -> None:
     )
     with pytest.raises(InvalidCommand):
         make()
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_command_makes_an_event_with_exactly_its_class_fields(name: str) -> None:
+    """Events are made without their dataclass __init__ (Job.trigger_event): each must
+    still carry every field of its class and nothing else, and apply as the library's
+    own `mutate` would: the next version, the event's time as the job's."""
+    command, _ = COMMANDS[name]
+    job = Job.create(tenant="t", job_id="j", job_type="x", actor="a", request_id="r")
+    for step in PATHS[JobStatus.PENDING if name == "start" else JobStatus.RUNNING]:
+        execute(job, step, CTX)
+    before = job.version
+    job.collect_events()
+    execute(job, command, CTX)
+    (event,) = job.collect_events()
+    assert set(vars(event)) == {f.name for f in dataclasses.fields(event)}
+    assert event.originator_id == job.id
+    assert event.originator_version == before + 1 == job.version
+    assert job.modified_on == event.timestamp
+    assert event.timestamp.tzinfo is not None
+    # The class's own constructor accepts exactly these fields and makes an equal event.
+    assert type(event)(**vars(event)) == event
