@@ -16,6 +16,7 @@ def persistence_env(settings: Settings, *, create_table: bool = False) -> dict[s
         "ORIGINATOR_ID_TYPE": "text",
         "APPLICATION_RECORDER_TOPIC": "ledger.recorder:LedgerRecorder",
         "TRANSCODER_TOPIC": "ledger.transcoder:StateTranscoder",
+        "MAPPER_TOPIC": "ledger.transcoder:EventMapper",
         "POSTGRES_DBNAME": params.dbname,
         "POSTGRES_HOST": params.host,
         "POSTGRES_PORT": str(params.port),

@@ -2,7 +2,8 @@
 
 The stored form is the one the library's JSONTranscoder writes, so events stored
 by either read the same: a datetime is `{"_type_": "datetime_iso", "_data_":
-"<ISO 8601>"}`. Datetimes are only ever an event's own fields, or the fields of a
+"<ISO 8601>"}` (written by msgspec, UTC as `Z`: a third of `isoformat`'s time, and
+both read it). Datetimes are only ever an event's own fields, or the fields of a
 snapshot's `state` (the job's attributes), so only there are values tagged; deeper
 values are the callers' JSON (job parameters, results, error details) and come back
 exactly as sent, even when they happen to look like a tagged value.
@@ -10,11 +11,14 @@ exactly as sent, even when they happen to look like a tagged value.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any, Final
 
 import msgspec
-from eventsourcing.persistence import Transcoder
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.utils import get_topic
 
 DATETIME: Final = "datetime_iso"
 SNAPSHOT_STATE: Final = "state"
@@ -44,9 +48,7 @@ class StateTranscoder(Transcoder):
 
 def _tagged(fields: dict[str, Any]) -> dict[str, Any]:
     return {
-        name: {"_type_": DATETIME, "_data_": value.isoformat()}
-        if type(value) is datetime
-        else value
+        name: {"_type_": DATETIME, "_data_": value} if type(value) is datetime else value
         for name, value in fields.items()
     }
 
@@ -56,3 +58,53 @@ def _untag(fields: dict[str, Any]) -> dict[str, Any]:
         if type(value) is dict and len(value) == 2 and value.get("_type_") == DATETIME:
             fields[name] = datetime.fromisoformat(value["_data_"])
     return fields
+
+
+class EventMapper(Mapper[str]):
+    """The library's mapper, with a short cut for events whose only datetime is their
+    timestamp (every event of a job): the state is encoded without looking at the
+    type of each of its values (a sixth of a batch's encoding)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plain: dict[type, str | None] = {}
+        """Topic of each event class the short cut suits, else None."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[str]) -> StoredEvent:
+        cls = type(domain_event)
+        try:
+            topic = self._plain[cls]
+        except KeyError:
+            topic = self._plain[cls] = self._short_cut_topic(cls)
+        if topic is None:
+            return super().to_stored_event(domain_event)
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        state["timestamp"] = {"_type_": DATETIME, "_data_": state["timestamp"]}
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=topic,
+            state=_encode(state),
+        )
+
+    def _short_cut_topic(self, cls: type) -> str | None:
+        if (
+            type(self.transcoder) is not StateTranscoder
+            or self.compressor is not None
+            or self.cipher is not None
+            or getattr(cls, "class_version", 1) != 1
+            or not dataclasses.is_dataclass(cls)
+        ):
+            return None
+        # Annotations are strings here (postponed evaluation): a field that may hold a
+        # datetime names it. Deeper values are callers' JSON, never tagged (see above).
+        kinds = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        if SNAPSHOT_STATE in kinds:  # a snapshot's state holds the job's datetimes
+            return None
+        if kinds.pop("timestamp", None) != "datetime" or any(
+            "datetime" in kind for kind in kinds.values()
+        ):
+            return None
+        return get_topic(cls)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.transcoder import StateTranscoder
+from ledger.domain import Job
+from ledger.transcoder import EventMapper, StateTranscoder
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
@@ -60,3 +61,23 @@ def test_caller_json_that_looks_like_a_tagged_value_comes_back_as_sent() -> None
     decoded = StateTranscoder().decode(StateTranscoder().encode(state))
     assert decoded["parameters"] == parameters
     assert decoded["timestamp"] == datetime(2026, 1, 2, tzinfo=UTC)
+
+
+@given(moments, st.dictionaries(st.text(), json_values, max_size=4), st.integers(0, 100))
+def test_the_mappers_short_cut_stores_what_the_general_path_stores(
+    moment: datetime, parameters: dict[str, Any], progress: int
+) -> None:
+    job = Job.create(
+        tenant="t", job_id="j", job_type="x", parameters=parameters, actor="a", request_id="r"
+    )
+    job.start(actor="a", request_id="r")
+    job.record_progress(progress=progress, counters={"n": progress}, actor="a", request_id="r")
+    job.succeed(result=parameters, actor="a", request_id="r")
+    ours, general = EventMapper(transcoder=StateTranscoder()), Mapper(transcoder=StateTranscoder())
+    events = [*job.collect_events(), Job.Snapshot.take(job)]
+    for event in events:
+        object.__setattr__(event, "timestamp", moment)
+        stored = ours.to_stored_event(event)
+        assert stored == general.to_stored_event(event)
+        assert ours.to_domain_event(stored) == event
+        assert Mapper(transcoder=library()).to_domain_event(stored) == event
