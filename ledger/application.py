@@ -265,6 +265,9 @@ class JobLedger(Application[str]):
             loaded = self._load_moved(tenant, items, fresh)
             jobs: dict[str, Job] = {}
             outcomes: list[Job | LedgerError] = []
+            # Where each job's outcome stands while it is the job itself: it is copied
+            # only when a later item moves the job on.
+            live: dict[str, int] = {}
             for job_id, command in items:
                 try:
                     if isinstance(command, NewJob):
@@ -273,12 +276,15 @@ class JobLedger(Application[str]):
                         job = jobs[job_id] = _new_job(tenant, command, ctx)
                     elif job_id in jobs:
                         job = jobs[job_id]
+                        if job_id in live:
+                            outcomes[live.pop(job_id)] = _freeze(job)
                         execute(job, command, ctx)
                     else:
                         job = jobs[job_id] = self._first_use(
                             tenant, job_id, command, ctx, fresh, loaded
                         )
-                    outcomes.append(_freeze(job))
+                    live[job_id] = len(outcomes)
+                    outcomes.append(job)
                 except LedgerError as error:
                     outcomes.append(error)
             try:
@@ -360,15 +366,16 @@ class JobLedger(Application[str]):
 
     # -- internals --------------------------------------------------------------------
 
-    def _snapshot(self, job: Job) -> None:
-        """Store the job's state, so a later load replays at most SNAPSHOT_INTERVAL events."""
-        if self.snapshots is None:
+    def _snapshot(self, *jobs: Job) -> None:
+        """Store the jobs' states (one transaction), so a later load replays at most
+        SNAPSHOT_INTERVAL events."""
+        if self.snapshots is None or not jobs:
             return
         try:
-            self.snapshots.put([Job.Snapshot.take(_freeze(job))])
+            self.snapshots.put([Job.Snapshot.take(_freeze(job)) for job in jobs])
         except PersistenceError:
             # A snapshot only saves work; the events are already committed.
-            log.warning("could not snapshot job %s at version %d", job.id, job.version)
+            log.warning("could not snapshot %d jobs, first %s", len(jobs), jobs[0].id)
 
     def _job_for_write(self, tenant: str, job_id: str, *, fresh: bool) -> Job:
         """A private copy of the job to change: from the cache of jobs this process last
@@ -410,8 +417,7 @@ class JobLedger(Application[str]):
             raise
         for job in jobs:
             self._latest.put(job.id, _freeze(job))
-            if _snapshot_due(job, reached[job.id]):
-                self._snapshot(job)
+        self._snapshot(*(job for job in jobs if _snapshot_due(job, reached[job.id])))
         return written(_positions(recordings))
 
 
