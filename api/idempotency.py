@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 from litestar import Response
 from litestar.concurrency import sync_to_thread
+from litestar.utils.scope.state import ScopeState
 
 from api.auth import GLOBAL_SCOPE, principal_of
 from api.parts import parts_of
@@ -143,6 +144,10 @@ async def write_gate(request: Request[Any, Any, Any]) -> Response[bytes] | None:
         bad = unstorable(msgspec.to_builtins(decoded)) if full else too_deep(decoded)
         if bad is not None:
             return await refuse(request, key, BadField(*bad))
+        # Handed to Litestar as the request's decoded JSON: the handler's `data` is
+        # then this very value (msgspec passes an instance of the type through), not
+        # the body decoded and converted a second time (4% of a batch's time).
+        ScopeState.from_scope(request.scope).json = decoded
     return None
 
 
