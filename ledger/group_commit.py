@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from eventsourcing.domain import CanMutateAggregate
-from eventsourcing.persistence import Recording
 
 from ledger.domain import Job
-from ledger.idempotency import PendingAnswer
+from ledger.idempotency import PendingAnswer, Positions
 
 log = logging.getLogger(__name__)
 
 MAX_EVENTS: Final = 1000
 
-Save = Callable[[Sequence[CanMutateAggregate[str]], Sequence[PendingAnswer]], list[Recording[str]]]
+Save = Callable[[Sequence[CanMutateAggregate[str]], Sequence[PendingAnswer]], Sequence[int]]
+"""Appends events (and answers) in one transaction: each event's position, in order."""
 
 
 @dataclass(slots=True)
@@ -38,7 +38,7 @@ class Submission:
     events: Sequence[CanMutateAggregate[str]]
     answer: PendingAnswer | None
     streams: set[str]
-    done: Future[list[Recording[str]]] = field(default_factory=Future)
+    done: Future[Positions] = field(default_factory=Future)
 
     @property
     def size(self) -> int:
@@ -66,15 +66,14 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self.sizes = BatchSizes()
 
-    def append(self, jobs: Sequence[Job], answer: PendingAnswer | None) -> list[Recording[str]]:
-        """Append the jobs' pending events (and the answer); blocks until committed."""
+    def append(self, jobs: Sequence[Job], answer: PendingAnswer | None) -> Positions:
+        """Append the jobs' pending events (and the answer); blocks until committed, and
+        gives where each event (stream, version) stands in the global log."""
         return self.submit(jobs, answer).result()
 
-    def submit(
-        self, jobs: Sequence[Job], answer: PendingAnswer | None
-    ) -> Future[list[Recording[str]]]:
+    def submit(self, jobs: Sequence[Job], answer: PendingAnswer | None) -> Future[Positions]:
         """Queue the jobs' pending events (and the answer) for appending; the future of
-        their recordings, set by the writer thread once they are committed."""
+        their positions, set by the writer thread once they are committed."""
         self._ensure_started()
         events = [event for job in jobs for event in job.collect_events()]
         submission = Submission(events=events, answer=answer, streams={job.id for job in jobs})
@@ -140,7 +139,7 @@ class GroupCommitter:
         events = [event for s in batch for event in s.events]
         answers = [s.answer for s in batch if s.answer is not None]
         try:
-            recordings = self._save(events, answers)
+            positions = self._save(events, answers)
         except Exception as error:
             if len(batch) == 1:
                 batch[0].done.set_exception(error)
@@ -151,9 +150,15 @@ class GroupCommitter:
             return
         self.sizes.transactions += 1
         self.sizes.writes += len(batch)
-        self.sizes.events += len(recordings)
+        self.sizes.events += len(positions)
+        # The events went in submission order: each write's positions are a slice.
+        start = 0
         for submission in batch:
-            mine = submission.streams
+            end = start + submission.size
             submission.done.set_result(
-                [r for r in recordings if r.notification.originator_id in mine]
+                {
+                    (str(e.originator_id), e.originator_version): position
+                    for e, position in zip(submission.events, positions[start:end], strict=True)
+                }
             )
+            start = end

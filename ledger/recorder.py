@@ -15,7 +15,7 @@ from typing import Any, Final
 from eventsourcing.persistence import ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, TupleRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.chain import GENESIS, link
@@ -95,14 +95,21 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 try:
                     # An exception in this block rolls back everything it wrote.
                     with conn.transaction():
-                        events_cursor, hashes_cursor = conn.cursor(), conn.cursor()
+                        # Plain tuples for the positions: a dict per row is 2% of a batch.
+                        events_cursor = conn.cursor(row_factory=tuple_row)
+                        hashes_cursor = conn.cursor()
                         # Pipelined: the lock, NOTIFY and insert go with the read of the
                         # hashes the new events chain to, in one round trip.
-                        self._insert_stored_events(events_cursor, stored_events, **kwargs)
+                        self._lock_table(hashes_cursor)
+                        self._notify_channel(hashes_cursor)
+                        self._insert_rows(events_cursor, stored_events)
                         previous = self._select_previous_hashes(hashes_cursor, known, unknown)
                         pipeline.sync()
-                        inserted = self._fetch_ids_after_insert_events(events_cursor, stored_events)
-                        assert inserted is not None
+                        inserted = [row[0] for row in events_cursor.fetchall()]
+                        if len(inserted) != len(stored_events):
+                            raise ProgrammingError(
+                                f"appended {len(inserted)} of {len(stored_events)} events"
+                            )
                         hashes = chain_hashes(stored_events, previous(hashes_cursor))
                         events_cursor.execute(
                             self.insert_hashes, (list(inserted), hashes), prepare=True
@@ -165,9 +172,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
             with conn.pipeline():
                 try:
                     with conn.transaction():
-                        curs = conn.cursor()
-                        self._lock_table(curs)
-                        self._notify_channel(curs)
+                        self._lock_table(conn.cursor())
+                        self._notify_channel(conn.cursor())
+                        curs = conn.cursor(row_factory=tuple_row)
                         curs.execute(
                             self.insert_chained_events,
                             (
@@ -185,7 +192,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
                     failure = error  # raised once the pipeline is closed, as the library does
             if failure is not None:
                 raise failure
-            inserted = [row["notification_id"] for row in curs.fetchall()]
+            inserted = [row[0] for row in curs.fetchall()]
         if len(inserted) != len(stored_events):
             raise ProgrammingError(f"appended {len(inserted)} of {len(stored_events)} events")
         self._advance_heads(stored_events, hashes)
@@ -197,13 +204,10 @@ class LedgerRecorder(PostgresApplicationRecorder):
             curs.execute(self.select_existing, (list(streams),), prepare=True)
             return {row["originator_id"] for row in curs.fetchall()}
 
-    def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
-    ) -> None:
-        # The library's table lock and NOTIFY first, exactly as its own insert does:
-        # the lock is what keeps the global order gap-free for subscribers.
-        self._lock_table(curs)
-        self._notify_channel(curs)
+    def _insert_rows(self, curs: Cursor[TupleRow], stored_events: Sequence[StoredEvent]) -> None:
+        """The insert of the events, returning their positions. The library's table lock
+        and NOTIFY go first, exactly as its own insert does: the lock is what keeps the
+        global order gap-free for subscribers."""
         curs.execute(
             self.insert_events_arrays,
             (
