@@ -1,14 +1,17 @@
-"""Commands a service sends about a job: plain values, applied to a Job by `execute`."""
+"""Commands a service sends about a job: plain values, applied to a Job by `execute`.
+
+Frozen msgspec structs rather than dataclasses: a batch makes one for each of up to
+thousands of items, and a struct is made ten times faster.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from msgspec import Struct, field
 
 from ledger.domain import Job, JsonObject
 
 
-@dataclass(frozen=True, slots=True)
-class NewJob:
+class NewJob(Struct, frozen=True):
     """What a service says when it creates a job."""
 
     job_id: str
@@ -20,13 +23,11 @@ class NewJob:
     max_attempts: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Start:
+class Start(Struct, frozen=True):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class RecordProgress:
+class RecordProgress(Struct, frozen=True):
     progress: int | None = None
     current_step: str | None = None
     records_processed: int | None = None
@@ -37,8 +38,7 @@ class RecordProgress:
     counters: dict[str, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Succeed:
+class Succeed(Struct, frozen=True):
     records_processed: int | None = None
     records_created: int | None = None
     records_updated: int | None = None
@@ -47,28 +47,24 @@ class Succeed:
     counters: dict[str, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Fail:
+class Fail(Struct, frozen=True):
     error_message: str
     error_details: JsonObject | None = None
     counters: dict[str, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Cancel:
+class Cancel(Struct, frozen=True):
     reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Delete:
+class Delete(Struct, frozen=True):
     pass
 
 
 JobCommand = Start | RecordProgress | Succeed | Fail | Cancel | Delete
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(Struct, frozen=True):
     """Who writes (the token's id) and in which request: recorded on every event."""
 
     actor: str
