@@ -15,14 +15,29 @@ Step = Callable[[Connection, int], Awaitable[tuple[Reply, int]]]
 
 
 async def closed_loop(
-    base_url: str, token: str, clients: int, seconds: float, step: Step, ok: tuple[int, ...]
+    base_url: str,
+    token: str,
+    clients: int,
+    seconds: float,
+    step: Step,
+    ok: tuple[int, ...],
+    on_open: Callable[[], object] | None = None,
 ) -> Run:
-    """`clients` connections, each sending its next request when the last one answered."""
+    """`clients` connections, each sending its next request when the last one answered.
+
+    Each connection is opened and answers a first request before the next is opened, as
+    clients that start one after another do. Connections opened in one burst would all
+    go to the server worker that wakes first: it accepts every connection waiting.
+    `on_open` is called once they are all open.
+    """
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     connections = [Connection(host, port, token) for _ in range(clients)]
     for connection in connections:
         await connection.open()
+        await connection.send(connection.prepare("GET", "/health"))
+    if on_open is not None:
+        on_open()
     latencies: list[float] = []
     counts = [0] * clients
     errors = [0] * clients

@@ -107,7 +107,13 @@ async def single_appends(base_url: str, token: str, clients: int, seconds: float
     return await closed_loop(base_url, token, clients, seconds, step, ok=(201,))
 
 
-async def batched_ingest(base_url: str, token: str, clients: int, seconds: float) -> Run:
+async def batched_ingest(
+    base_url: str,
+    token: str,
+    clients: int,
+    seconds: float,
+    on_open: Callable[[], object] | None = None,
+) -> Run:
     per_client = 250
     ids = [[f"ingest-{c}-{n}" for n in range(per_client)] for c in range(clients)]
     await create_jobs(base_url, token, [i for chunk in ids for i in chunk], start=True)
@@ -122,7 +128,7 @@ async def batched_ingest(base_url: str, token: str, clients: int, seconds: float
         ]
         return await _post(conn, "/api/v1/events/batch", {"events": events}), len(events)
 
-    return await closed_loop(base_url, token, clients, seconds, step, ok=(200,))
+    return await closed_loop(base_url, token, clients, seconds, step, ok=(200,), on_open=on_open)
 
 
 def catch_up(service: Service) -> tuple[int, float]:

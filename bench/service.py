@@ -87,6 +87,25 @@ class Service:
         parent = psutil.Process(self.process.pid)
         return sum(peak_rss(p) for p in [parent, *parent.children(recursive=True)])
 
+    def connections_per_worker(self) -> list[int]:
+        """Established client connections held by each serving process, most first."""
+        assert self.process is not None
+        parent = psutil.Process(self.process.pid)
+        servers = (
+            [p for p in parent.children() if "spawn_main" in " ".join(p.cmdline())]
+            if self.workers > 1
+            else [parent]
+        )
+        counts = [
+            sum(
+                1
+                for c in p.net_connections(kind="tcp")
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == self.port
+            )
+            for p in servers
+        ]
+        return sorted(counts, reverse=True)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
