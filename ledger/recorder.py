@@ -16,7 +16,7 @@ from eventsourcing.persistence import ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow, TupleRow, tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Identifier
 
 from ledger.chain import GENESIS, link
 from ledger.idempotency import IdempotencyKeyTaken, IdempotencyStore, PendingAnswer
@@ -36,6 +36,14 @@ class LedgerRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The library's lock and NOTIFY statements, rendered once: it composes them
+        # anew for every append (a fifth of a small append's time in the committer).
+        self._lock_statements = [
+            s.as_bytes(None) if isinstance(s, Composable) else s for s in self.lock_table_statements
+        ]
+        self._notify_statement = (
+            SQL("NOTIFY {0}").format(Identifier(self.channel_name)).as_bytes(None)
+        )
         self.answers = IdempotencyStore(self.datastore)
         self.heads = ChainHeads()
         schema = Identifier(self.datastore.schema or "public")
@@ -197,6 +205,13 @@ class LedgerRecorder(PostgresApplicationRecorder):
             raise ProgrammingError(f"appended {len(inserted)} of {len(stored_events)} events")
         self._advance_heads(stored_events, hashes)
         return inserted
+
+    def _lock_table(self, curs: Cursor[DictRow]) -> None:
+        for statement in self._lock_statements:
+            curs.execute(statement, prepare=True)
+
+    def _notify_channel(self, curs: Cursor[DictRow]) -> None:
+        curs.execute(self._notify_statement)
 
     def existing_streams(self, streams: Sequence[str]) -> set[str]:
         """Which of these streams have a first event."""
