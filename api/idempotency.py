@@ -15,6 +15,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
+import msgspec.inspect
 from litestar import Response
 from litestar.concurrency import sync_to_thread
 from litestar.utils.scope.state import ScopeState
@@ -155,7 +156,7 @@ def too_deep(value: object, path: str = "", depth: int = 0) -> tuple[str, str] |
     """`unstorable` of the decoded body, for a body without U+0000: it walks the
     request's own structure and looks into free-form values only."""
     if isinstance(value, msgspec.Struct):
-        for name in value.__struct_fields__:
+        for name in _open_fields(type(value)):
             item = getattr(value, name)
             if isinstance(item, _CONTAINERS):
                 inner = f"{path}.{name}" if path else name
@@ -164,11 +165,44 @@ def too_deep(value: object, path: str = "", depth: int = 0) -> tuple[str, str] |
         return None
     if isinstance(value, list) and value and isinstance(value[0], msgspec.Struct):
         for index, item in enumerate(value):
+            if isinstance(item, msgspec.Struct) and not _open_fields(type(item)):
+                continue  # nothing in it can nest: a progress item, say
             # The item's path is spelled out only for the one that is refused.
             if too_deep(item, "", depth + 1) is not None:
                 return too_deep(item, f"{path}[{index}]", depth + 1)
         return None
     return unstorable(value, path, depth)
+
+
+@cache
+def _open_fields(struct: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The fields of a body struct that may nest without bound: those holding free-form
+    JSON or further structs. A typed field (a count, labels of strings) can't."""
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return tuple(f.name for f in info.fields if _may_nest(f.type))
+
+
+def _may_nest(kind: msgspec.inspect.Type) -> bool:
+    if isinstance(kind, msgspec.inspect.AnyType | msgspec.inspect.StructType):
+        return True
+    if isinstance(kind, msgspec.inspect.Metadata):
+        return _may_nest(kind.type)
+    if isinstance(kind, msgspec.inspect.UnionType):
+        return any(_may_nest(k) for k in kind.types)
+    if isinstance(kind, msgspec.inspect.DictType):
+        return _may_nest(kind.key_type) or _may_nest(kind.value_type)
+    if isinstance(
+        kind,
+        msgspec.inspect.ListType
+        | msgspec.inspect.SetType
+        | msgspec.inspect.FrozenSetType
+        | msgspec.inspect.VarTupleType,
+    ):
+        return _may_nest(kind.item_type)
+    if isinstance(kind, msgspec.inspect.TupleType):
+        return any(_may_nest(k) for k in kind.item_types)
+    return False
 
 
 def unstorable(value: object, path: str = "", depth: int = 0) -> tuple[str, str] | None:

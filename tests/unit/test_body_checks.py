@@ -28,7 +28,14 @@ free_form = st.recursive(
 ) | st.integers(MAX_DEPTH - 4, MAX_DEPTH + 2).map(nested)
 
 items = st.one_of(
-    st.fixed_dictionaries({"job_id": st.just("a"), "type": st.just("progress")}),
+    st.fixed_dictionaries(
+        {"job_id": st.just("a"), "type": st.just("progress")},
+        optional={
+            "counters": st.dictionaries(
+                st.text(min_size=1, max_size=3), st.integers(0, 9), max_size=3
+            )
+        },
+    ),
     st.fixed_dictionaries(
         {
             "job_id": st.just("b"),
@@ -42,7 +49,12 @@ items = st.one_of(
             "type": st.just("created"),
             "job_type": st.just("x"),
             "parameters": st.dictionaries(st.text(max_size=3), free_form, max_size=3),
-        }
+        },
+        optional={
+            "labels": st.dictionaries(
+                st.text(min_size=1, max_size=3), st.text(max_size=3), max_size=3
+            )
+        },
     ),
 )
 
