@@ -25,6 +25,8 @@ from bench import baselines, phases
 from bench.service import Service
 from bench.stats import Run
 
+APPEND_ROUNDS = 3
+"""Alternating rounds of the library floor and the appends over HTTP."""
 BATCH_CLIENTS = 8
 """Concurrent batch clients: enough for each worker to check one batch while its last
 one commits."""
@@ -115,15 +117,26 @@ def schema() -> str:
 async def run_all(args: argparse.Namespace, url: str, workdir: Path, report: Report) -> None:
     seconds = args.seconds
 
-    # 1. Single-event appends over HTTP vs the library's one-event-per-save floor.
+    # 1. Single-event appends over HTTP vs the library's one-event-per-save floor, in
+    # alternating rounds: the floor moves with the machine as much as the appends do.
     print("bench: single-event appends", flush=True)
-    floor = baselines.library_floor(url, schema(), seconds)
     service = Service(url, schema(), workdir, projections=False, workers=args.workers)
     service.run("migrate")
     service.start()
     try:
         token = phases.writer_token(service)
-        appends = await phases.single_appends(service.url, token, clients=64, seconds=seconds)
+        rounds: list[tuple[Run, Run]] = []
+        for n in range(APPEND_ROUNDS):
+            floor = baselines.library_floor(url, schema(), seconds)
+            appends = await phases.single_appends(
+                service.url, token, clients=64, seconds=seconds, prefix=f"append{n}"
+            )
+            print(f"  round {n + 1}: {appends.rate:,.0f}/s vs {floor.rate:,.0f}/s", flush=True)
+            rounds.append((appends, floor))
+            _errors(report, f"single appends, round {n + 1}", appends)
+        # The round with the median ratio stands for the phase; the note lists them all.
+        rounds.sort(key=lambda r: r[0].rate / r[1].rate)
+        appends, floor = rounds[len(rounds) // 2]
         report.add(
             "single-event appends over HTTP, 64 clients (events/s; p50 / p99)",
             f"{appends.rate:,.0f}/s; {appends.p50_ms:.1f} / {appends.p99_ms:.1f} ms",
@@ -131,7 +144,16 @@ async def run_all(args: argparse.Namespace, url: str, workdir: Path, report: Rep
             f"{appends.rate / floor.rate:.1f}x",
             ">= 4x",
         )
-        _errors(report, "single appends", appends)
+        report.notes.append(
+            f"Single-event appends ran in {APPEND_ROUNDS} rounds of {seconds:g} s, each after"
+            " the library floor's own round; the table gives the round with the median ratio."
+            " All rounds (appends / floor = ratio): "
+            + "; ".join(
+                f"{a.rate:,.0f} / {f.rate:,.0f} = {a.rate / f.rate:.1f}x"
+                for a, f in sorted(rounds, key=lambda r: r[0].rate / r[1].rate)
+            )
+            + "."
+        )
 
         # 2. Batched ingest vs raw asyncpg inserts of the same rows.
         print("bench: batched ingest", flush=True)

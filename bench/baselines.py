@@ -21,8 +21,8 @@ def library_floor(url: str, schema: str, seconds: float) -> Run:
     settings = Settings(database_url=url, database_schema=schema)
     migrate(settings)
     env = persistence_env(settings)
-    # The library's recorder and transcoder, not the ledger's.
-    del env["APPLICATION_RECORDER_TOPIC"], env["TRANSCODER_TOPIC"]
+    # The library's recorder, mapper and transcoder, not the ledger's.
+    del env["APPLICATION_RECORDER_TOPIC"], env["MAPPER_TOPIC"], env["TRANSCODER_TOPIC"]
     app = Application[str](env={**env, "CREATE_TABLE": "y"})
     ctx = Context(actor="bench", request_id="bench")
     jobs = []

@@ -94,8 +94,10 @@ async def send_batches(
     return last
 
 
-async def single_appends(base_url: str, token: str, clients: int, seconds: float) -> Run:
-    ids = [f"append-{n}" for n in range(clients)]
+async def single_appends(
+    base_url: str, token: str, clients: int, seconds: float, prefix: str = "append"
+) -> Run:
+    ids = [f"{prefix}-{n}" for n in range(clients)]
     await create_jobs(base_url, token, ids, start=True)
     counter = [0] * clients
 
