@@ -96,7 +96,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         if not answers and not unknown and len(stored_events) <= CHAINED_MAX:
             return self._insert_chained(stored_events, known)
         failure: Exception | None = None
-        inserted: Sequence[int] | None = None
+        inserted: list[int] = []
         hashes: list[bytes] = []
         with self.datastore.get_connection() as conn:
             with conn.pipeline() as pipeline:
@@ -113,15 +113,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
                         self._insert_rows(events_cursor, stored_events)
                         previous = self._select_previous_hashes(hashes_cursor, known, unknown)
                         pipeline.sync()
-                        inserted = [row[0] for row in events_cursor.fetchall()]
-                        if len(inserted) != len(stored_events):
-                            raise ProgrammingError(
-                                f"appended {len(inserted)} of {len(stored_events)} events"
-                            )
+                        inserted = _positions_of(events_cursor, stored_events)
                         hashes = chain_hashes(stored_events, previous(hashes_cursor))
-                        events_cursor.execute(
-                            self.insert_hashes, (list(inserted), hashes), prepare=True
-                        )
+                        events_cursor.execute(self.insert_hashes, (inserted, hashes), prepare=True)
                         if answers:
                             self._insert_answers(hashes_cursor, stored_events, inserted, answers)
                             pipeline.sync()
@@ -175,7 +169,6 @@ class LedgerRecorder(PostgresApplicationRecorder):
         streams = [str(e.originator_id) for e in stored_events]
         versions = [e.originator_version for e in stored_events]
         failure: Exception | None = None
-        inserted: list[int] = []
         with self.datastore.get_connection() as conn:
             with conn.pipeline():
                 try:
@@ -200,9 +193,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
                     failure = error  # raised once the pipeline is closed, as the library does
             if failure is not None:
                 raise failure
-            inserted = [row[0] for row in curs.fetchall()]
-        if len(inserted) != len(stored_events):
-            raise ProgrammingError(f"appended {len(inserted)} of {len(stored_events)} events")
+            inserted = _positions_of(curs, stored_events)
         self._advance_heads(stored_events, hashes)
         return inserted
 
@@ -220,9 +211,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
             return {row["originator_id"] for row in curs.fetchall()}
 
     def _insert_rows(self, curs: Cursor[TupleRow], stored_events: Sequence[StoredEvent]) -> None:
-        """The insert of the events, returning their positions. The library's table lock
-        and NOTIFY go first, exactly as its own insert does: the lock is what keeps the
-        global order gap-free for subscribers."""
+        """The insert of the events, returning their positions. The caller sends the
+        library's table lock and NOTIFY first, exactly as its own insert does: the lock
+        is what keeps the global order gap-free for subscribers."""
         curs.execute(
             self.insert_events_arrays,
             (
@@ -298,6 +289,14 @@ class ChainHeads:
                 self._heads.move_to_end(stream)
             while len(self._heads) > self._maxsize:
                 self._heads.popitem(last=False)
+
+
+def _positions_of(curs: Cursor[TupleRow], events: Sequence[StoredEvent]) -> list[int]:
+    """The positions an insert of `events` returned, one per event, in order."""
+    positions = [row[0] for row in curs.fetchall()]
+    if len(positions) != len(events):
+        raise ProgrammingError(f"appended {len(positions)} of {len(events)} events")
+    return positions
 
 
 def chain_hashes(events: Sequence[StoredEvent], last: dict[str, bytes]) -> list[bytes]:

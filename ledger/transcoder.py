@@ -48,9 +48,13 @@ class StateTranscoder(Transcoder):
 
 def _tagged(fields: dict[str, Any]) -> dict[str, Any]:
     return {
-        name: {"_type_": DATETIME, "_data_": value} if type(value) is datetime else value
-        for name, value in fields.items()
+        name: _tag(value) if type(value) is datetime else value for name, value in fields.items()
     }
+
+
+def _tag(moment: datetime) -> dict[str, Any]:
+    """A datetime in the library's stored form (msgspec writes the datetime itself)."""
+    return {"_type_": DATETIME, "_data_": moment}
 
 
 def _untag(fields: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +85,7 @@ class EventMapper(Mapper[str]):
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
-        state["timestamp"] = {"_type_": DATETIME, "_data_": state["timestamp"]}
+        state["timestamp"] = _tag(state["timestamp"])
         return StoredEvent(
             originator_id=originator_id,
             originator_version=originator_version,
