@@ -152,8 +152,8 @@ class Writer:
             if pending is None:
                 return None
             try:
-                # Shielded: a client that goes away must not cancel the wait, only leave it.
-                return [await asyncio.shield(asyncio.wrap_future(pending))]
+                # A client that goes away cancels only this wait: the append goes on.
+                return [await pending]
             except IntegrityError:
                 return None  # another process wrote to the job first: `record` decides again
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final, cast
@@ -172,16 +173,16 @@ class JobLedger(Application[str]):
         *,
         expected_version: int | None = None,
         answer: tuple[IdempotencyKey, AnswerFor] | None = None,
-    ) -> Future[Written] | None:
-        """`record` without blocking, for a caller on an event loop: None when the write
-        needs `record` (the job is not cached, another write to it is in flight here, or
-        its cached state refuses the command or the expected version, and may be behind
-        another process), else the future of the write.
+    ) -> asyncio.Future[Written] | None:
+        """`record` without blocking, called on an event loop: None when the write needs
+        `record` (the job is not cached, another write to it is in flight here, or its
+        cached state refuses the command or the expected version, and may be behind
+        another process), else the write's future on the running loop.
 
         The future fails with IntegrityError when another process appended to the job
         first (call `record` then: it decides again on the stored state), or with what
-        the append raised. The job stays locked until its append is over, however the
-        caller fares meanwhile.
+        the append raised. The job stays locked until its append is over, and the append
+        goes on if the future is cancelled (its caller went away).
         """
         stream = stream_id(tenant, job_id)
         release = self._stream_locks.try_hold(stream)
@@ -205,8 +206,8 @@ class JobLedger(Application[str]):
         if job is None:
             release()
             return None
-        result: Future[Written] = Future()
-        result.set_running_or_notify_cancel()  # the append can't be called off once queued
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[Written] = loop.create_future()
 
         def at(positions: Positions) -> Written:
             return Written(job, positions[(job.id, job.version)])
@@ -214,23 +215,21 @@ class JobLedger(Application[str]):
         pending = _pending_answer(answer, lambda positions: [at(positions)])
         reached = job.version - len(job.pending_events)
 
-        def appended(done: Future[Positions]) -> None:
+        def appended(outcome: Positions | Exception) -> None:
             # On the group committer's thread: bookkeeping only, the snapshot elsewhere.
-            try:
-                positions = done.result()
-            except BaseException as error:
+            if isinstance(outcome, Exception):
                 self._latest.pop(stream)
                 release()
-                result.set_exception(error)
+                _settle_on(loop, result, outcome)
                 return
             self._latest.put(stream, _freeze(job))
             release()
             if _snapshot_due(job, reached):
                 self._snapshotter.submit(self._snapshot, job)
-            result.set_result(at(positions))
+            _settle_on(loop, result, at(outcome))
 
         try:
-            self.committer.submit([job], pending).add_done_callback(appended)
+            self.committer.submit([job], pending, appended)
         except BaseException:
             release()
             raise
@@ -561,6 +560,24 @@ def _pending_answer(
 def _snapshot_due(job: Job, reached: int) -> bool:
     """Whether the job's stream passed a multiple of SNAPSHOT_INTERVAL since `reached`."""
     return job.version // SNAPSHOT_INTERVAL > reached // SNAPSHOT_INTERVAL
+
+
+def _settle_on(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Written], outcome: Written | Exception
+) -> None:
+    """From another thread: settle a write's future on its loop (if that still runs)."""
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(_settle, future, outcome)
+
+
+def _settle(future: asyncio.Future[Written], outcome: Written | Exception) -> None:
+    """Settle a write's future, unless its caller gave up on it."""
+    if future.cancelled():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def _one(outcomes: list[Written | LedgerError]) -> Written:

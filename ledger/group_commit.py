@@ -15,7 +15,8 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 from eventsourcing.domain import CanMutateAggregate
@@ -29,6 +30,8 @@ MAX_EVENTS: Final = 1000
 
 Save = Callable[[Sequence[CanMutateAggregate[str]], Sequence[PendingAnswer]], Sequence[int]]
 """Appends events (and answers) in one transaction: each event's position, in order."""
+Done = Callable[[Positions | Exception], None]
+"""Told on the writer thread where a write's events stand once committed, or why it failed."""
 
 
 @dataclass(slots=True)
@@ -38,7 +41,7 @@ class Submission:
     events: Sequence[CanMutateAggregate[str]]
     answer: PendingAnswer | None
     streams: set[str]
-    done: Future[Positions] = field(default_factory=Future)
+    done: Done
 
     @property
     def size(self) -> int:
@@ -69,16 +72,18 @@ class GroupCommitter:
     def append(self, jobs: Sequence[Job], answer: PendingAnswer | None) -> Positions:
         """Append the jobs' pending events (and the answer); blocks until committed, and
         gives where each event (stream, version) stands in the global log."""
-        return self.submit(jobs, answer).result()
+        future: Future[Positions] = Future()
+        self.submit(jobs, answer, partial(_settle, future))
+        return future.result()
 
-    def submit(self, jobs: Sequence[Job], answer: PendingAnswer | None) -> Future[Positions]:
-        """Queue the jobs' pending events (and the answer) for appending; the future of
-        their positions, set by the writer thread once they are committed."""
+    def submit(self, jobs: Sequence[Job], answer: PendingAnswer | None, done: Done) -> None:
+        """Queue the jobs' pending events (and the answer) for appending; the writer
+        thread calls `done` with their positions once they are committed, or with the
+        error that failed them. A callback, not a future: a write from the event loop
+        would pay for a future here and another there."""
         self._ensure_started()
         events = [event for job in jobs for event in job.collect_events()]
-        submission = Submission(events=events, answer=answer, streams={job.id for job in jobs})
-        self._queue.put(submission)
-        return submission.done
+        self._queue.put(Submission(events, answer, {job.id for job in jobs}, done))
 
     def close(self) -> None:
         with self._lock:
@@ -142,7 +147,7 @@ class GroupCommitter:
             positions = self._save(events, answers)
         except Exception as error:
             if len(batch) == 1:
-                batch[0].done.set_exception(error)
+                _tell(batch[0], error)
                 return
             log.debug("shared append failed (%s); appending %d writes alone", error, len(batch))
             for submission in batch:
@@ -155,10 +160,26 @@ class GroupCommitter:
         start = 0
         for submission in batch:
             end = start + submission.size
-            submission.done.set_result(
+            _tell(
+                submission,
                 {
                     (str(e.originator_id), e.originator_version): position
                     for e, position in zip(submission.events, positions[start:end], strict=True)
-                }
+                },
             )
             start = end
+
+
+def _tell(submission: Submission, outcome: Positions | Exception) -> None:
+    try:
+        submission.done(outcome)
+    except Exception:
+        # The writer thread serves every write: a callback's failure must not stop it.
+        log.exception("a write's callback failed")
+
+
+def _settle(future: Future[Positions], outcome: Positions | Exception) -> None:
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
@@ -252,39 +253,66 @@ def test_a_batch_loads_the_jobs_it_moves_together(ledger: JobLedger) -> None:
     assert ledger.get_job("acme", "new").status is JobStatus.RUNNING
 
 
+def record_now(
+    ledger: JobLedger, job_id: str, command: JobCommand, expected_version: int | None = None
+) -> Written | None:
+    """`ledger.record_now` from an event loop: None, or what its future gives."""
+
+    async def now() -> Written | None:
+        pending = ledger.record_now("acme", job_id, command, CTX, expected_version=expected_version)
+        return None if pending is None else await asyncio.wait_for(pending, 10)
+
+    return asyncio.run(now())
+
+
 def test_record_now_appends_a_cached_job_without_blocking(ledger: JobLedger) -> None:
     # Not written by this process: not cached, so the caller must use `record`.
     other = JobLedger(env=ledger.env)
     try:
         other.create_job("acme", NewJob(job_id="theirs", job_type="x"), CTX)
-        assert ledger.record_now("acme", "theirs", Start(), CTX) is None
+        assert record_now(ledger, "theirs", Start()) is None
     finally:
         other.close()
     ledger.create_job("acme", NewJob(job_id="job-1", job_type="x"), CTX)
-    pending = ledger.record_now("acme", "job-1", Start(), CTX)
-    assert pending is not None
-    written = pending.result(timeout=10)
+    written = record_now(ledger, "job-1", Start())
+    assert written is not None
     assert (written.version, written.job.status) == (2, JobStatus.RUNNING)
     stored = ledger.get_job("acme", "job-1")
     assert (stored.version, stored.status) == (2, JobStatus.RUNNING)
     # The cache holds what was appended: the next write goes the same way.
-    progressed = ledger.record_now("acme", "job-1", RecordProgress(progress=5), CTX)
+    progressed = record_now(ledger, "job-1", RecordProgress(progress=5))
     assert progressed is not None
-    assert progressed.result(timeout=10).position > written.position
+    assert progressed.position > written.position
 
 
 def test_record_now_leaves_to_record_what_it_cannot_decide(ledger: JobLedger) -> None:
     ledger.create_job("acme", NewJob(job_id="job-1", job_type="x"), CTX)
     # Refused on the cached state (which may be behind another process): not decided here.
-    assert ledger.record_now("acme", "job-1", Succeed(), CTX) is None
+    assert record_now(ledger, "job-1", Succeed()) is None
     # An If-Match the cached version does not meet: `record` reads the stored one.
-    assert ledger.record_now("acme", "job-1", Start(), CTX, expected_version=7) is None
+    assert record_now(ledger, "job-1", Start(), expected_version=7) is None
     # Another write to the job in flight here: this one would have to wait for it.
     with ledger._stream_locks.held(["acme/job-1"]):
-        assert ledger.record_now("acme", "job-1", Start(), CTX) is None
+        assert record_now(ledger, "job-1", Start()) is None
     assert ledger.get_job("acme", "job-1").version == 1  # none of them wrote anything
-    pending = ledger.record_now("acme", "job-1", Start(), CTX, expected_version=1)
-    assert pending is not None and pending.result(timeout=10).version == 2
+    started = record_now(ledger, "job-1", Start(), expected_version=1)
+    assert started is not None and started.version == 2
+
+
+def test_record_now_appends_even_when_its_caller_gives_up(ledger: JobLedger) -> None:
+    ledger.create_job("acme", NewJob(job_id="job-1", job_type="x"), CTX)
+
+    async def give_up() -> None:
+        pending = ledger.record_now("acme", "job-1", Start(), CTX)
+        assert pending is not None
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+
+    asyncio.run(give_up())
+    with ledger._stream_locks.held(["acme/job-1"]):  # held only once the append is over
+        assert ledger.get_job("acme", "job-1").version == 2
+    assert record_now(ledger, "job-1", RecordProgress(progress=1)) is not None
 
 
 def test_record_now_fails_when_another_process_wrote_first(ledger: JobLedger) -> None:
@@ -295,12 +323,10 @@ def test_record_now_fails_when_another_process_wrote_first(ledger: JobLedger) ->
     finally:
         other.close()
     # This process still remembers the job pending: the append loses on the version.
-    pending = ledger.record_now("acme", "job-1", Start(), CTX)
-    assert pending is not None
     with pytest.raises(IntegrityError):
-        pending.result(timeout=10)
+        record_now(ledger, "job-1", Start())
     # The stale state is forgotten, and `record` decides on the stored one.
-    assert ledger.record_now("acme", "job-1", RecordProgress(progress=1), CTX) is None
+    assert record_now(ledger, "job-1", RecordProgress(progress=1)) is None
     with pytest.raises(InvalidTransition):
         ledger.record("acme", "job-1", Start(), CTX)
     assert ledger.record("acme", "job-1", RecordProgress(progress=1), CTX).version == 3
