@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import subprocess
 import time
@@ -13,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+import msgspec
 import psycopg
 from psycopg import sql
 
@@ -42,7 +42,7 @@ def _connection(base_url: str, token: str) -> Connection:
 
 
 async def _post(conn: Connection, path: str, body: object) -> Reply:
-    return await conn.send(conn.prepare("POST", path, json.dumps(body).encode()))
+    return await conn.send(conn.prepare("POST", path, msgspec.json.encode(body)))
 
 
 async def create_jobs(base_url: str, token: str, ids: list[str], start: bool) -> None:
@@ -83,7 +83,7 @@ async def send_batches(
             reply = await _post(conn, "/api/v1/events/batch", {"events": events})
             if reply.status != 200:
                 raise RuntimeError(f"batch: {reply.status} {reply.body[:200]!r}")
-            results = json.loads(reply.body)["results"]
+            results = msgspec.json.decode(reply.body)["results"]
             refused = [r for r in results if "error" in r]
             if refused:
                 raise RuntimeError(f"batch item refused: {refused[0]}")
@@ -230,7 +230,7 @@ async def live_lag(base_url: str, token: str, rate: float, seconds: float) -> Ru
                 conn, "/api/v1/jobs/lag-probe/events", {"type": "progress", "progress": n % 100}
             )
             t = time.perf_counter()
-            position = json.loads(written.body)["position"]
+            position = msgspec.json.decode(written.body)["position"]
             seen = await conn.send(
                 conn.prepare("GET", f"/api/v1/jobs/lag-probe?min_position={position}")
             )
