@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
@@ -12,6 +14,7 @@ from ledger.application import JobLedger, Written
 from ledger.commands import (
     Context,
     Delete,
+    Fail,
     JobCommand,
     NewJob,
     RecordProgress,
@@ -28,6 +31,7 @@ from ledger.errors import (
     VersionConflict,
 )
 from ledger.idempotency import Answer, IdempotencyKey
+from ledger.settings import Settings
 
 CTX = Context(actor="tok-test", request_id="req-1")
 
@@ -330,3 +334,41 @@ def test_record_now_fails_when_another_process_wrote_first(ledger: JobLedger) ->
     with pytest.raises(InvalidTransition):
         ledger.record("acme", "job-1", Start(), CTX)
     assert ledger.record("acme", "job-1", RecordProgress(progress=1), CTX).version == 3
+
+
+@pytest.mark.parametrize("jobs", [1000, 100])
+def test_an_append_larger_than_the_socket_buffer_commits(
+    ledger: JobLedger, settings: Settings, jobs: int
+) -> None:
+    # Failures with messages of the longest length the API takes: a batch of 1000 is
+    # a 4 MB append, 100 go in one statement with their hashes; both are over what a
+    # socket buffers, so the append is sent in parts while PostgreSQL holds the lock.
+    ids = [f"job-{n}" for n in range(jobs)]
+    ledger.record_batch(
+        "acme",
+        [(j, NewJob(job_id=j, job_type="x")) for j in ids] + [(j, Start()) for j in ids],
+        CTX,
+    )
+    failures: list[tuple[str, JobCommand | NewJob]] = [
+        (j, Fail(error_message=f"{j} " + "e" * 4090)) for j in ids
+    ]
+    with ThreadPoolExecutor(1) as pool:
+        appending = pool.submit(ledger.record_batch, "acme", failures, CTX)
+        try:
+            outcomes = appending.result(timeout=60)
+        except TimeoutError:
+            end_sessions(settings)  # the stuck append holds the table lock: let the test end
+            pytest.fail("the append did not commit within 60 s")
+    assert all(isinstance(o, Written) for o in outcomes)
+    failed = ledger.get_job("acme", ids[-1])
+    assert (failed.status, failed.error_message) == (JobStatus.FAILED, f"{ids[-1]} " + "e" * 4090)
+
+
+def end_sessions(settings: Settings) -> None:
+    """End the server sessions of the test's ledger (those in a transaction)."""
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid() AND state <> 'idle' AND datname = current_database()"
+        )
