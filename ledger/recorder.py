@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from eventsourcing.persistence import ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
-from psycopg import Connection, Cursor
+from psycopg import Connection, Cursor, Pipeline
 from psycopg.rows import DictRow, TupleRow, tuple_row
 from psycopg.sql import SQL, Composable, Identifier
 
@@ -113,15 +113,13 @@ class LedgerRecorder(PostgresApplicationRecorder):
                         self._notify_channel(hashes_cursor)
                         self._insert_rows(events_cursor, stored_events)
                         previous = self._select_previous_hashes(hashes_cursor, known, unknown)
-                        send_all(conn)
-                        pipeline.sync()
+                        sync_whole(conn, pipeline)
                         inserted = _positions_of(events_cursor, stored_events)
                         hashes = chain_hashes(stored_events, previous(hashes_cursor))
                         events_cursor.execute(self.insert_hashes, (inserted, hashes), prepare=True)
                         if answers:
                             self._insert_answers(hashes_cursor, stored_events, inserted, answers)
-                            send_all(conn)
-                            pipeline.sync()
+                            sync_whole(conn, pipeline)
                             if len(hashes_cursor.fetchall()) != len(answers):
                                 raise IdempotencyKeyTaken("a key of this append was used first")
                 except Exception as error:
@@ -192,7 +190,6 @@ class LedgerRecorder(PostgresApplicationRecorder):
                             ),
                             prepare=True,
                         )
-                        send_all(conn)  # before the commit waits for its result
                 except Exception as error:
                     failure = error  # raised once the pipeline is closed, as the library does
             if failure is not None:
@@ -295,20 +292,21 @@ class ChainHeads:
                 self._heads.popitem(last=False)
 
 
-def send_all(conn: Connection[Any]) -> None:
-    """Send all that libpq still holds of the pipeline's messages.
+def sync_whole(conn: Connection[Any], pipeline: Pipeline) -> None:
+    """`pipeline.sync()`, once libpq has sent all it holds of the pipeline's messages.
 
-    psycopg's `Pipeline.sync()`, and the commit of a transaction in a pipeline, wait for
-    results as soon as the Sync is queued, reading only, while a large message (an append
-    of a few hundred kilobytes, over the socket's buffer) may not be all sent: PostgreSQL
-    then waits for the rest of it, holding the table lock, and every append waits behind.
-    So the pipeline's output is pushed out first, reading what the server sends meanwhile.
+    psycopg's sync queues the Sync and then waits for results, reading only, while a
+    large message (an append of a few hundred kilobytes, over the socket's buffer) may
+    not be all sent: PostgreSQL then waits for the rest of it, holding the table lock,
+    and every append waits behind. So the output is pushed out first, reading what the
+    server sends meanwhile. (Leaving a pipeline, psycopg sends it all before it waits.)
     """
     pgconn = conn.pgconn
     while pgconn.flush():  # 1 while some of the output is not sent
         readable, _, _ = select.select([conn.fileno()], [conn.fileno()], [])
         if readable:
             pgconn.consume_input()
+    pipeline.sync()
 
 
 def _positions_of(curs: Cursor[TupleRow], events: Sequence[StoredEvent]) -> list[int]:
