@@ -94,3 +94,18 @@ async def test_a_status_filter_combines_with_dates(queries: JobQueryService) -> 
     assert await every_page(queries, query) == []
     query = JobQuery(tenant="acme", status=("running",), start_date=at(0), end_date=at(5))
     assert await every_page(queries, query) == expected(["acme"], at(0), at(5))
+
+
+async def test_a_tenants_page_by_date_is_planned_once_not_at_each_read(
+    queries: JobQueryService,
+) -> None:
+    query = JobQuery(tenant="acme", start_date=at(0), first=2)
+    pages = [await every_page(queries, query) for _ in range(4)]
+    assert pages == [expected(["acme"], at(0), None)] * 4
+    async with queries.pages.acquire() as conn:
+        plans = await conn.fetch(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE '%FROM jobs%' AND statement NOT LIKE '%pg_prepared%'"
+        )
+    # The first page's statement and the next pages' each ran one plan, made once.
+    assert sorted((p["generic_plans"], p["custom_plans"]) for p in plans) == [(4, 0), (12, 0)]
