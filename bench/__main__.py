@@ -263,7 +263,8 @@ async def run_all(args: argparse.Namespace, url: str, workdir: Path, report: Rep
     reads.start()
     try:
         token = phases.writer_token(reads)
-        for name, run, base in await phases.read_latencies(reads, token, seconds):
+        held: list[list[int]] = []
+        for name, run, base in await phases.read_latencies(reads, token, seconds, held):
             report.add(
                 f"{name} at {args.jobs:,} jobs, 16 readers (p50 / p99)",
                 f"{run.p50_ms:.1f} / {run.p99_ms:.1f} ms",
@@ -272,6 +273,14 @@ async def run_all(args: argparse.Namespace, url: str, workdir: Path, report: Rep
                 "p99 <= 10 ms, <= 2x",
             )
             _errors(report, name, run)
+        if args.workers > 1:
+            report.notes.append(
+                "Reads: the 16 readers' connections were held "
+                + ", ".join(" / ".join(map(str, h)) for h in held)
+                + f" by the {args.workers} workers in the reads above, in their order (opened"
+                " one after another, as for batched ingest). A worker holding more of them"
+                " answers its share more slowly, and its readers make the p99."
+            )
         rss = reads.rss_bytes()
         report.add(
             f"server peak RSS at {args.jobs:,} jobs (after the reads, projections running)",

@@ -275,9 +275,10 @@ async def load_jobs(base_url: str, token: str, count: int) -> tuple[int, float]:
 
 
 async def read_latencies(
-    service: Service, token: str, seconds: float
+    service: Service, token: str, seconds: float, spread: list[list[int]] | None = None
 ) -> list[tuple[str, Run, Run]]:
-    """(name, over HTTP, same query in-process) for each read the issue names."""
+    """(name, over HTTP, same query in-process) for each read the issue names; `spread`
+    gets the readers' connections held by each worker in each read."""
     settings = Settings(
         database_url=service.env["LEDGER_DATABASE_URL"],
         database_schema=service.env["LEDGER_DATABASE_SCHEMA"],
@@ -311,20 +312,20 @@ async def read_latencies(
         ]
         results = []
         for name, path, query in cases:
-            http = await _http_reads(service.url, token, seconds, _constant(path))
+            http = await _http_reads(service, token, seconds, _constant(path), spread)
             base = await _direct_reads(seconds, _listing(queries, query))
             results.append((name, http, base))
         ids = [f"job-{n:08d}" for n in range(total)]
         http = await _http_reads(
-            service.url, token, seconds, lambda _n: f"/api/v1/jobs/{random.choice(ids)}"
+            service, token, seconds, lambda _n: f"/api/v1/jobs/{random.choice(ids)}", spread
         )
         base = await _direct_reads(seconds, lambda: queries.get_job(TENANT, random.choice(ids)))
         results.append(("GET /api/v1/jobs/{id}", http, base))
-        http = await _http_reads(service.url, token, seconds, lambda _n: "/api/v1/jobs/running")
+        http = await _http_reads(service, token, seconds, lambda _n: "/api/v1/jobs/running", spread)
         base = await _direct_reads(seconds, lambda: queries.running_jobs(TENANT, RunningJob))
         results.append(("GET /api/v1/jobs/running", http, base))
         stats_path = "/api/v1/stats?group_by=status,job_type"
-        http = await _http_reads(service.url, token, seconds, lambda _n: stats_path)
+        http = await _http_reads(service, token, seconds, lambda _n: stats_path, spread)
         stats_query = StatsQuery(tenant=TENANT, group_by=("status", "job_type"))
         base = await _direct_reads(seconds, lambda: queries.stats(stats_query))
         results.append(("GET /api/v1/stats?group_by=status,job_type", http, base))
@@ -334,12 +335,20 @@ async def read_latencies(
 
 
 async def _http_reads(
-    base_url: str, token: str, seconds: float, path_for: Callable[[int], str]
+    service: Service,
+    token: str,
+    seconds: float,
+    path_for: Callable[[int], str],
+    spread: list[list[int]] | None,
 ) -> Run:
     async def step(conn: Connection, n: int) -> tuple[Reply, int]:
         return await conn.send(conn.prepare("GET", path_for(n))), 1
 
-    return await closed_loop(base_url, token, 16, seconds, step, ok=(200,))
+    def on_open() -> None:
+        if spread is not None:
+            spread.append(service.connections_per_worker())
+
+    return await closed_loop(service.url, token, 16, seconds, step, ok=(200,), on_open=on_open)
 
 
 async def _direct_reads(seconds: float, call: Callable[[], Awaitable[object]]) -> Run:
