@@ -19,15 +19,12 @@ from psycopg import Connection, Cursor, Pipeline
 from psycopg.rows import DictRow, TupleRow, tuple_row
 from psycopg.sql import SQL, Composable, Identifier
 
+from ledger.arrays import ByteaArray, Int8Array, TextArray, bytea_array, int8_array, text_array
 from ledger.chain import GENESIS, link
 from ledger.idempotency import IdempotencyKeyTaken, IdempotencyStore, PendingAnswer
 
 HEADS_CACHED: Final = 100_000
 """Streams whose last chain hash is kept in memory (about 150 bytes each)."""
-CHAINED_MAX: Final = 100
-"""The most events appended with their hashes in one statement and one round trip. A
-round trip is much of a small append's time; past this, joining each event to its hash
-costs PostgreSQL more than the round trip it saves (1,000-event batches ran no faster)."""
 
 
 class LedgerRecorder(PostgresApplicationRecorder):
@@ -94,11 +91,12 @@ class LedgerRecorder(PostgresApplicationRecorder):
             return []
         answers: Sequence[PendingAnswer] = kwargs.get("answers", ())
         known, unknown = self._heads_of(stored_events)
-        if not answers and not unknown and len(stored_events) <= CHAINED_MAX:
-            return self._insert_chained(stored_events, known)
+        if not answers:
+            return self._insert_chained(stored_events, known, unknown)
         failure: Exception | None = None
         inserted: list[int] = []
         hashes: list[bytes] = []
+        rows = _encoded_rows(stored_events)
         with self.datastore.get_connection() as conn:
             with conn.pipeline() as pipeline:
                 try:
@@ -111,7 +109,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
                         # hashes the new events chain to, in one round trip.
                         self._lock_table(hashes_cursor)
                         self._notify_channel(hashes_cursor)
-                        self._insert_rows(events_cursor, stored_events)
+                        events_cursor.execute(self.insert_events_arrays, rows, prepare=True)
                         previous = self._select_previous_hashes(hashes_cursor, known, unknown)
                         sync_whole(conn, pipeline)
                         inserted = _positions_of(events_cursor, stored_events)
@@ -162,34 +160,32 @@ class LedgerRecorder(PostgresApplicationRecorder):
         )
 
     def _insert_chained(
-        self, stored_events: Sequence[StoredEvent], known: dict[str, bytes]
+        self,
+        stored_events: Sequence[StoredEvent],
+        known: dict[str, bytes],
+        unknown: list[tuple[str, int]],
     ) -> Sequence[int]:
-        """Append events whose chain hashes are worked out beforehand: the lock, NOTIFY,
-        the events with their hashes, and the commit go in one round trip."""
-        hashes = chain_hashes(stored_events, known)
-        streams = [str(e.originator_id) for e in stored_events]
-        versions = [e.originator_version for e in stored_events]
+        """Append events whose chain hashes are worked out before the table is locked:
+        the lock, NOTIFY, the events with their hashes, and the commit then go in one
+        round trip, with every parameter already encoded. The hashes the events chain to
+        that this process doesn't know are read first, outside the lock: they belong to
+        committed events (the writes were checked against them), so they cannot change."""
         failure: Exception | None = None
         with self.datastore.get_connection() as conn:
+            if unknown:
+                with conn.cursor() as curs:
+                    read = self._select_previous_hashes(curs, known, unknown)
+                    known = read(curs)
+            hashes = chain_hashes(stored_events, known)
+            streams, versions, topics, states = _encoded_rows(stored_events)
+            params = (streams, versions, topics, states, streams, versions, bytea_array(hashes))
             with conn.pipeline():
                 try:
                     with conn.transaction():
                         self._lock_table(conn.cursor())
                         self._notify_channel(conn.cursor())
                         curs = conn.cursor(row_factory=tuple_row)
-                        curs.execute(
-                            self.insert_chained_events,
-                            (
-                                streams,
-                                versions,
-                                [e.topic for e in stored_events],
-                                [e.state for e in stored_events],
-                                streams,
-                                versions,
-                                hashes,
-                            ),
-                            prepare=True,
-                        )
+                        curs.execute(self.insert_chained_events, params, prepare=True)
                 except Exception as error:
                     failure = error  # raised once the pipeline is closed, as the library does
             if failure is not None:
@@ -210,21 +206,6 @@ class LedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_existing, (list(streams),), prepare=True)
             return {row["originator_id"] for row in curs.fetchall()}
-
-    def _insert_rows(self, curs: Cursor[TupleRow], stored_events: Sequence[StoredEvent]) -> None:
-        """The insert of the events, returning their positions. The caller sends the
-        library's table lock and NOTIFY first, exactly as its own insert does: the lock
-        is what keeps the global order gap-free for subscribers."""
-        curs.execute(
-            self.insert_events_arrays,
-            (
-                [str(e.originator_id) for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events],
-                [e.state for e in stored_events],
-            ),
-            prepare=True,
-        )
 
     def _select_previous_hashes(
         self, curs: Cursor[DictRow], known: dict[str, bytes], unknown: list[tuple[str, int]]
@@ -307,6 +288,18 @@ def sync_whole(conn: Connection[Any], pipeline: Pipeline) -> None:
         if readable:
             pgconn.consume_input()
     pipeline.sync()
+
+
+def _encoded_rows(
+    events: Sequence[StoredEvent],
+) -> tuple[TextArray, Int8Array, TextArray, ByteaArray]:
+    """The events' columns as the insert's array parameters, encoded (ledger.arrays)."""
+    return (
+        text_array([str(e.originator_id) for e in events]),
+        int8_array([e.originator_version for e in events]),
+        text_array([e.topic for e in events]),
+        bytea_array([e.state for e in events]),
+    )
 
 
 def _positions_of(curs: Cursor[TupleRow], events: Sequence[StoredEvent]) -> list[int]:
