@@ -173,9 +173,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
         failure: Exception | None = None
         with self.datastore.get_connection() as conn:
             if unknown:
-                with conn.cursor() as curs:
-                    read = self._select_previous_hashes(curs, known, unknown)
-                    known = read(curs)
+                with conn.cursor() as heads_cursor:
+                    read = self._select_previous_hashes(heads_cursor, known, unknown)
+                    known = read(heads_cursor)
             hashes = chain_hashes(stored_events, known)
             streams, versions, topics, states = _encoded_rows(stored_events)
             params = (streams, versions, topics, states, streams, versions, bytea_array(hashes))

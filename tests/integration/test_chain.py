@@ -8,6 +8,7 @@ from psycopg import sql
 from ledger.application import JobLedger
 from ledger.chain import GENESIS, link
 from ledger.commands import Context, NewJob, RecordProgress, Start, Succeed
+from ledger.persistence import persistence_env
 from ledger.settings import Settings
 
 CTX = Context(actor="tok", request_id="req")
@@ -48,6 +49,26 @@ def test_each_event_is_chained_across_single_and_batched_appends(
     assert len(chain) == 7
     assert all(stored == expected for _, _, stored, expected in chain)
     assert len({stored for _, _, stored, _ in chain}) == 7
+
+
+def test_large_batches_chain_to_heads_known_here_and_to_heads_written_elsewhere(
+    ledger: JobLedger, settings: Settings
+) -> None:
+    ids = [f"job-{n}" for n in range(150)]
+    ledger.record_batch("acme", [(i, NewJob(job_id=i, job_type="x")) for i in ids], CTX)
+    ledger.record_batch("acme", [(i, Start()) for i in ids], CTX)  # heads known here
+    # Another process knows none of the heads: it reads them before it locks the log.
+    other = JobLedger(env=persistence_env(settings))
+    try:
+        other.record_batch(
+            "acme", [(i, RecordProgress(progress=p)) for p in (1, 2) for i in ids], CTX
+        )
+    finally:
+        other.close()
+    ledger.record_batch("acme", [(i, Succeed()) for i in ids[:120]], CTX)  # heads stale here
+    chain = stored_chain(settings)
+    assert len(chain) == 150 * 4 + 120
+    assert all(stored == expected for _, _, stored, expected in chain)
 
 
 def test_an_edited_event_no_longer_matches_its_hash(ledger: JobLedger, settings: Settings) -> None:
