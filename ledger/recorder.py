@@ -20,9 +20,16 @@ from psycopg.rows import DictRow, TupleRow, tuple_row
 from psycopg.sql import SQL, Composable, Identifier
 
 from ledger.arrays import ByteaArray, Int8Array, TextArray, bytea_array, int8_array, text_array
+from ledger.at_once import Statement, run_at_once
 from ledger.chain import GENESIS, link
 from ledger.idempotency import IdempotencyKeyTaken, IdempotencyStore, PendingAnswer
 
+APPEND_CHAINED: Final = b"ledger_append_chained"
+"""The name the chained append is prepared under on each connection."""
+APPEND_CHAINED_TYPES: Final = (
+    TextArray.array_oid, Int8Array.array_oid, TextArray.array_oid, ByteaArray.array_oid,
+    TextArray.array_oid, Int8Array.array_oid, ByteaArray.array_oid,
+)  # fmt: skip
 HEADS_CACHED: Final = 100_000
 """Streams whose last chain hash is kept in memory (about 150 bytes each)."""
 
@@ -38,6 +45,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
         # anew for every append (a fifth of a small append's time in the committer).
         self._lock_statements = [
             s.as_bytes(None) if isinstance(s, Composable) else s for s in self.lock_table_statements
+        ]
+        self._lock_statement_bytes = [
+            s if isinstance(s, bytes) else str(s).encode() for s in self._lock_statements
         ]
         self._notify_statement = (
             SQL("NOTIFY {0}").format(Identifier(self.channel_name)).as_bytes(None)
@@ -57,19 +67,23 @@ class LedgerRecorder(PostgresApplicationRecorder):
             " SELECT * FROM unnest(%b::bigint[], %b::bytea[])"
         ).format(schema=schema)
         # Events and their chain hashes in one statement, when the hashes they chain to
-        # are known here: the append is then a single round trip.
-        self.insert_chained_events = SQL(
-            "WITH new AS ("
-            " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
-            " SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::bytea[])"
-            " RETURNING notification_id, originator_id, originator_version"
-            "), chained AS ("
-            " INSERT INTO {schema}.event_hashes (position, hash)"
-            " SELECT new.notification_id, k.hash FROM new"
-            " JOIN unnest(%b::text[], %b::bigint[], %b::bytea[]) AS k(id, version, hash)"
-            " ON k.id = new.originator_id AND k.version = new.originator_version"
-            ") SELECT notification_id FROM new ORDER BY notification_id"
-        ).format(schema=schema, events=Identifier(self.events_table_name))
+        # are known here: the append is then a single round trip (`at_once.run_at_once`).
+        self.append_chained = (
+            SQL(
+                "WITH new AS ("
+                " INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)"
+                " SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[])"
+                " RETURNING notification_id, originator_id, originator_version"
+                "), chained AS ("
+                " INSERT INTO {schema}.event_hashes (position, hash)"
+                " SELECT new.notification_id, k.hash FROM new"
+                " JOIN unnest($5::text[], $6::bigint[], $7::bytea[]) AS k(id, version, hash)"
+                " ON k.id = new.originator_id AND k.version = new.originator_version"
+                ") SELECT notification_id FROM new ORDER BY notification_id"
+            )
+            .format(schema=schema, events=Identifier(self.events_table_name))
+            .as_bytes(None)
+        )
         self.select_existing = SQL(
             "SELECT originator_id FROM {schema}.{events}"
             " WHERE originator_id = ANY(%b::text[]) AND originator_version = 1"
@@ -170,7 +184,6 @@ class LedgerRecorder(PostgresApplicationRecorder):
         round trip, with every parameter already encoded. The hashes the events chain to
         that this process doesn't know are read first, outside the lock: they belong to
         committed events (the writes were checked against them), so they cannot change."""
-        failure: Exception | None = None
         with self.datastore.get_connection() as conn:
             if unknown:
                 with conn.cursor() as heads_cursor:
@@ -179,18 +192,17 @@ class LedgerRecorder(PostgresApplicationRecorder):
             hashes = chain_hashes(stored_events, known)
             streams, versions, topics, states = _encoded_rows(stored_events)
             params = (streams, versions, topics, states, streams, versions, bytea_array(hashes))
-            with conn.pipeline():
-                try:
-                    with conn.transaction():
-                        self._lock_table(conn.cursor())
-                        self._notify_channel(conn.cursor())
-                        curs = conn.cursor(row_factory=tuple_row)
-                        curs.execute(self.insert_chained_events, params, prepare=True)
-                except Exception as error:
-                    failure = error  # raised once the pipeline is closed, as the library does
-            if failure is not None:
-                raise failure
-            inserted = _positions_of(curs, stored_events)
+            *_, appended = run_at_once(
+                conn,
+                [
+                    *(Statement(s) for s in self._lock_statement_bytes),
+                    Statement(self._notify_statement),
+                    Statement(self.append_chained, APPEND_CHAINED, params, APPEND_CHAINED_TYPES),
+                ],
+            )
+        inserted = [int(appended.get_value(row, 0)) for row in range(appended.ntuples)]
+        if len(inserted) != len(stored_events):
+            raise ProgrammingError(f"appended {len(inserted)} of {len(stored_events)} events")
         self._advance_heads(stored_events, hashes)
         return inserted
 
