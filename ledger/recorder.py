@@ -44,10 +44,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
         # The library's lock and NOTIFY statements, rendered once: it composes them
         # anew for every append (a fifth of a small append's time in the committer).
         self._lock_statements = [
-            s.as_bytes(None) if isinstance(s, Composable) else s for s in self.lock_table_statements
-        ]
-        self._lock_statement_bytes = [
-            s if isinstance(s, bytes) else str(s).encode() for s in self._lock_statements
+            s.as_bytes(None) if isinstance(s, Composable) else str(s).encode()
+            for s in self.lock_table_statements
         ]
         self._notify_statement = (
             SQL("NOTIFY {0}").format(Identifier(self.channel_name)).as_bytes(None)
@@ -195,14 +193,14 @@ class LedgerRecorder(PostgresApplicationRecorder):
             *_, appended = run_at_once(
                 conn,
                 [
-                    *(Statement(s) for s in self._lock_statement_bytes),
+                    *(Statement(s) for s in self._lock_statements),
                     Statement(self._notify_statement),
                     Statement(self.append_chained, APPEND_CHAINED, params, APPEND_CHAINED_TYPES),
                 ],
             )
-        inserted = [int(appended.get_value(row, 0)) for row in range(appended.ntuples)]
-        if len(inserted) != len(stored_events):
-            raise ProgrammingError(f"appended {len(inserted)} of {len(stored_events)} events")
+        inserted = _all_appended(
+            [int(appended.get_value(row, 0)) for row in range(appended.ntuples)], stored_events
+        )
         self._advance_heads(stored_events, hashes)
         return inserted
 
@@ -316,7 +314,11 @@ def _encoded_rows(
 
 def _positions_of(curs: Cursor[TupleRow], events: Sequence[StoredEvent]) -> list[int]:
     """The positions an insert of `events` returned, one per event, in order."""
-    positions = [row[0] for row in curs.fetchall()]
+    return _all_appended([row[0] for row in curs.fetchall()], events)
+
+
+def _all_appended(positions: list[int], events: Sequence[StoredEvent]) -> list[int]:
+    """`positions`, once checked to hold one position for each of `events`."""
     if len(positions) != len(events):
         raise ProgrammingError(f"appended {len(positions)} of {len(events)} events")
     return positions
