@@ -56,8 +56,11 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def create_app(settings: Settings) -> Litestar:
-    """The native API on `settings.database_url` (the embedded server is started before)."""
+def create_app(settings: Settings, *, hot_path: bool = True) -> Litestar:
+    """The native API on `settings.database_url` (the embedded server is started before).
+
+    `hot_path=False` leaves every plain job read to its routed handler (`api.hot_path`).
+    """
     metrics = Metrics()
 
     @asynccontextmanager
@@ -109,7 +112,9 @@ def create_app(settings: Settings) -> Litestar:
         state=State({RATE_LIMITER: rate_limiter(settings)}),
         middleware=[
             RequestMiddleware(
-                metrics, RequestLimits(settings.max_header_bytes, settings.request_timeout)
+                metrics,
+                RequestLimits(settings.max_header_bytes, settings.request_timeout),
+                hot=hot_path,
             )
         ],
         dependencies={

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 WRITERS: Final = frozenset({Role.ADMIN, Role.WRITER})
 GLOBAL_SCOPE: Final = "*"
 """The idempotency-key scope of global tokens (no tenant is spelled `*`)."""
-_PRINCIPAL: Final = "ledger_principal"
+PRINCIPAL_STATE: Final = "ledger_principal"
 _JOB_ID: Final = re.compile(ID_PATTERN)
 _BEARER: Final = re.compile(r"^Bearer +(?P<token>\S+) *$", re.IGNORECASE)
 
@@ -35,7 +35,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     """The principal of the request's bearer token; 401 without a valid, live token."""
     # The scope's own dict: `connection.state` wraps it in a new State at each access.
     state = connection.scope["state"]
-    known = state.get(_PRINCIPAL)
+    known = state.get(PRINCIPAL_STATE)
     if isinstance(known, Principal):
         return known
     header = connection.headers.get("authorization")
@@ -47,7 +47,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
         principal = await parts_of(connection.app.state).tokens.verify(match["token"])
     if principal is None:
         raise NotAuthorizedException("the bearer token is unknown, malformed or revoked")
-    state[_PRINCIPAL] = principal
+    state[PRINCIPAL_STATE] = principal
     limit_rate(connection, principal.token_id)
     return principal
 
@@ -66,7 +66,7 @@ async def may_write(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     """The principal a guard has already authenticated."""
-    principal = connection.scope["state"].get(_PRINCIPAL)
+    principal = connection.scope["state"].get(PRINCIPAL_STATE)
     assert isinstance(principal, Principal), "route without an auth guard"
     return principal
 

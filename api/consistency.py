@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from litestar.types import Message, Scope
 
 POSITION_HEADER: Final = "X-Ledger-Position"
-_STATE_KEY: Final = "ledger_read_position"
+POSITION_STATE: Final = "ledger_read_position"
 RETRY_AFTER: Final = 1
 """Seconds a client should wait before asking again for a position not reached."""
 
@@ -50,13 +50,13 @@ async def provide_read_position(
         if not await queries.wait_for_position(min_position, timeout):
             raise NotReady(min_position, await queries.position(), RETRY_AFTER)
         reached = await queries.position()
-    request.scope.setdefault("state", {})[_STATE_KEY] = reached
+    request.scope.setdefault("state", {})[POSITION_STATE] = reached
     return reached
 
 
 async def echo_position(message: Message, scope: Scope) -> None:
     """A before_send hook: a read's answer says which log position it reflects at least."""
     if message["type"] == "http.response.start":
-        reached = scope.get("state", {}).get(_STATE_KEY)
+        reached = scope.get("state", {}).get(POSITION_STATE)
         if reached is not None:
             MutableScopeHeaders.from_message(message)[POSITION_HEADER] = str(reached)

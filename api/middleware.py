@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
 
+from api import hot_path
 from api.access_log import log_request
 from api.limits import RequestLimits, answer
 from api.metrics import UNROUTED, Metrics
@@ -25,12 +26,14 @@ if TYPE_CHECKING:
 class RequestMiddleware:
     """Litestar middleware (`middleware=[RequestMiddleware(metrics, limits)]`)."""
 
-    def __init__(self, metrics: Metrics, limits: RequestLimits) -> None:
+    def __init__(self, metrics: Metrics, limits: RequestLimits, hot: bool = True) -> None:
         self.metrics = metrics
         self.limits = limits
+        self.hot = hot
+        """Whether plain job reads take `api.hot_path` (tests compare both answers)."""
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
-        metrics, limits = self.metrics, self.limits
+        metrics, limits, hot = self.metrics, self.limits, self.hot
 
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != ScopeType.HTTP:
@@ -57,7 +60,12 @@ class RequestMiddleware:
 
                 try:
                     async with limit:
-                        await app(scope, receive, sending)
+                        if not (
+                            hot
+                            and hot_path.serves(scope)
+                            and await hot_path.answer_job(scope, sending)
+                        ):
+                            await app(scope, receive, sending)
                 except TimeoutError:
                     if not limit.expired() or started:
                         raise
