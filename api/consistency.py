@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from litestar import Request
-from litestar.datastructures import MutableScopeHeaders
 from litestar.params import QueryParameter
 
 from api.auth import Caller
+from api.headers import put_header
 from api.parts import parts_of
 from api.problems import NotReady
 
@@ -59,4 +59,4 @@ async def echo_position(message: Message, scope: Scope) -> None:
     if message["type"] == "http.response.start":
         reached = scope.get("state", {}).get(POSITION_STATE)
         if reached is not None:
-            MutableScopeHeaders.from_message(message)[POSITION_HEADER] = str(reached)
+            put_header(message, b"x-ledger-position", str(reached))

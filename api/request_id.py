@@ -6,7 +6,7 @@ import random
 import re
 from typing import TYPE_CHECKING, Final
 
-from litestar.datastructures import MutableScopeHeaders
+from api.headers import put_header
 
 if TYPE_CHECKING:
     from litestar.types import Message, Scope
@@ -43,4 +43,4 @@ def new_request_id() -> str:
 async def echo_request_id(message: Message, scope: Scope) -> None:
     """A before_send hook: every answer, errors included, carries the request id."""
     if message["type"] == "http.response.start":
-        MutableScopeHeaders.from_message(message)[HEADER] = request_id_of(scope)
+        put_header(message, b"x-request-id", request_id_of(scope))
