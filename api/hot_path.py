@@ -1,53 +1,76 @@
-"""The plain success of the most frequent read, answered without the framework's per-request work.
+"""The plain successes of the most frequent requests, answered without the framework's work.
 
-A routed handler pays for a Request object, its guard, three dependencies, the
+A routed handler pays for a Request object, its guard, its dependencies, the
 signature's parsing and a Response object: two thirds of the CPU of `GET
-/api/v1/jobs/{id}` at 1M jobs (BENCHMARKS.md). The plain form of that read (a bearer
-token of one tenant, no query string, no rate limit) is answered here from the same
-parts and with the same bytes; `tests/api/test_hot_path.py` holds the two answers
-equal. Anything else, and anything refused before the answer starts (a token unknown
-or revoked, a job not found or deleted, a database error), is left to the routed
-handler, which answers it as documented: a read changes nothing, so it can be redone.
+/api/v1/jobs/{id}`, and half of `POST /api/v1/jobs/{id}/events` (BENCHMARKS.md). The
+plain form of these (a bearer token of one tenant, no query string, no conditional or
+idempotent write, no rate limit) is answered here from the same parts and with the
+same bytes; `tests/api/test_hot_path.py` holds the answers equal.
+
+Anything else, and anything refused before the answer starts (a token unknown or
+revoked, a job not found, a body or transition refused, a job this process has not
+cached), is left to the routed handler, which answers it as documented. Nothing has
+changed by then: a read changes nothing, and a write is handed on before it is
+queued, its body replayed to the route as it came.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
 import msgspec
+from eventsourcing.persistence import IntegrityError
 
-from api.auth import PRINCIPAL_STATE
+from api.auth import PRINCIPAL_STATE, WRITERS
 from api.consistency import POSITION_STATE
+from api.idempotency import ESCAPED_NUL, KEY_HEADER, too_deep
 from api.parts import STATE_KEY, Parts
-from api.schemas import ID_PATTERN, Job, to_job
+from api.request_id import request_id_of
+from api.schemas import ID_PATTERN, EventAccepted, Job, JobEvent, to_command, to_job
+from ledger.commands import Context
+from ledger.errors import LedgerError
+from ledger.tokens import Principal, Role
 
 if TYPE_CHECKING:
-    from litestar.types import HTTPScope, Scope, Send
+    from litestar.types import HTTPScope, Receive, ReceiveMessage, Scope, Send
 
 JOB_ROUTE: Final = "/api/v1/jobs/{job_id}"
+EVENTS_ROUTE: Final = "/api/v1/jobs/{job_id}/events"
 _BEARER: Final = re.compile(rb"^Bearer +(\S+) *$", re.IGNORECASE)
 _JOB_ID: Final = re.compile(ID_PATTERN)
 _encode: Final = msgspec.json.Encoder().encode
+_EVENT: Final = msgspec.json.Decoder(JobEvent)
+_READERS: Final = frozenset(Role)
+_CONDITIONS: Final = frozenset({KEY_HEADER.lower().encode(), b"if-match"})
+"""Headers that make a write idempotent or conditional: the route's to answer."""
 
 
-def serves(scope: HTTPScope) -> bool:
-    """Whether the request is the plain read answered here (its route is resolved)."""
-    return (
-        scope.get("path_template") == JOB_ROUTE
-        and scope["method"] == "GET"
-        and not scope["query_string"]
-    )
+Hot = Callable[["Scope", "Receive", "Send"], Awaitable["Receive | None"]]
+"""Answers a request (None), or gives the `receive` its route is to read the body from."""
 
 
-async def answer_job(scope: Scope, send: Send) -> bool:
-    """Answer `GET /api/v1/jobs/{id}`; False, having sent nothing, to leave it to the route."""
+def hot_for(scope: HTTPScope) -> Hot | None:
+    """The hot path for the request, if it may have one (its route is resolved)."""
+    if scope["query_string"]:
+        return None
+    route, method = scope.get("path_template"), scope["method"]
+    if route == JOB_ROUTE and method == "GET":
+        return answer_job
+    if route == EVENTS_ROUTE and method == "POST":
+        return record_event
+    return None
+
+
+async def answer_job(scope: Scope, receive: Receive, send: Send) -> Receive | None:
+    """`GET /api/v1/jobs/{id}`."""
     try:
         job = await _plain_job(scope)
     except Exception:  # not found, deleted, the database: the route says which, as documented
-        return False
+        return receive
     if job is None:
-        return False
+        return receive
     body = _encode(job)
     await send(
         {
@@ -61,26 +84,111 @@ async def answer_job(scope: Scope, send: Send) -> bool:
         }
     )
     await send({"type": "http.response.body", "body": body, "more_body": False})
-    return True
+    return None
 
 
 async def _plain_job(scope: Scope) -> Job | None:
+    parts, principal = await _caller(scope, _READERS)
+    job_id = scope["path_params"]["job_id"]
+    if parts is None or principal is None or not _JOB_ID.match(job_id):
+        return None
+    assert principal.tenant is not None
+    queries = parts.queries
+    scope["state"][POSITION_STATE] = await queries.recent_position()
+    return to_job(await queries.get_job(principal.tenant, job_id))
+
+
+async def record_event(scope: Scope, receive: Receive, send: Send) -> Receive | None:
+    """`POST /api/v1/jobs/{id}/events`."""
+    parts, principal = await _caller(scope, WRITERS)
+    job_id = scope["path_params"]["job_id"]
+    if parts is None or principal is None or not _JOB_ID.match(job_id):
+        return receive
+    if any(name in _CONDITIONS for name, _ in scope["headers"]):
+        return receive
+    body, receive = await _body(receive, parts.settings.max_body_bytes)
+    if body is None or ESCAPED_NUL in body:
+        return receive
+    try:
+        event = _EVENT.decode(body)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return receive
+    if too_deep(event) is not None:
+        return receive
+    assert principal.tenant is not None
+    context = Context(actor=principal.token_id, request_id=request_id_of(scope))
+    try:
+        pending = parts.ledger.record_now(principal.tenant, job_id, to_command(event), context)
+    except LedgerError:
+        return receive
+    if pending is None:
+        return receive
+    try:
+        # A client that goes away cancels only this wait: the append goes on.
+        written = await pending
+    except IntegrityError:
+        return receive  # another process wrote to the job first: the route decides again
+    accepted = EventAccepted(
+        id=written.job.job_id,
+        version=written.version,
+        position=written.position,
+        status=written.job.status.value,
+    )
+    body = _encode(accepted)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 201,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"etag", b'"%d"' % accepted.version),
+                (b"x-ledger-position", b"%d" % accepted.position),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+    return None
+
+
+async def _caller(scope: Scope, roles: frozenset[Role]) -> tuple[Parts | None, Principal | None]:
+    """The parts and the bearer's principal, when it is a tenant's token of one of `roles`."""
     parts = scope["app"].state.get(STATE_KEY)
     if not isinstance(parts, Parts) or parts.settings.rate_limit > 0:
-        return None
+        return None, None
     token = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             token = value
             break
     if token is None or (bearer := _BEARER.match(token)) is None:
-        return None
+        return parts, None
     principal = await parts.tokens.verify(bearer[1].decode("latin-1"))
-    job_id = scope["path_params"]["job_id"]
-    if principal is None or principal.tenant is None or not _JOB_ID.match(job_id):
-        return None
-    state = scope["state"]
-    state[PRINCIPAL_STATE] = principal  # the access log names the tenant
-    queries = parts.queries
-    state[POSITION_STATE] = await queries.recent_position()
-    return to_job(await queries.get_job(principal.tenant, job_id))
+    if principal is None or principal.tenant is None or principal.role not in roles:
+        return parts, None
+    scope["state"][PRINCIPAL_STATE] = principal  # the access log names the tenant
+    return parts, principal
+
+
+async def _body(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
+    """The request's body, if within `limit`, and a `receive` that gives the route the
+    same messages again (Litestar answers an oversized body 413)."""
+    messages: list[ReceiveMessage] = []
+    chunks: list[bytes] = []
+    size = 0
+    complete = False
+    while not complete and size <= limit:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break  # the client went away: the route sees it too
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        complete = not message.get("more_body", False)
+    body = b"".join(chunks) if complete and size <= limit else None
+    replayed = iter(messages)
+
+    async def replay() -> ReceiveMessage:
+        return next(replayed, None) or await receive()
+
+    return body, replay

@@ -30,7 +30,7 @@ class RequestMiddleware:
         self.metrics = metrics
         self.limits = limits
         self.hot = hot
-        """Whether plain job reads take `api.hot_path` (tests compare both answers)."""
+        """Whether plain job reads and events take `api.hot_path` (tests compare answers)."""
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
         metrics, limits, hot = self.metrics, self.limits, self.hot
@@ -60,12 +60,11 @@ class RequestMiddleware:
 
                 try:
                     async with limit:
-                        if not (
-                            hot
-                            and hot_path.serves(scope)
-                            and await hot_path.answer_job(scope, sending)
-                        ):
-                            await app(scope, receive, sending)
+                        to_route: Receive | None = receive
+                        if hot and (quick := hot_path.hot_for(scope)) is not None:
+                            to_route = await quick(scope, receive, sending)
+                        if to_route is not None:
+                            await app(scope, to_route, sending)
                 except TimeoutError:
                     if not limit.expired() or started:
                         raise

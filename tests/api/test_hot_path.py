@@ -1,8 +1,10 @@
-"""The hot path of plain job reads answers as the routed handler does, or leaves it to it."""
+"""The hot path of plain job reads and events answers as the routed handlers do, or leaves the
+request to them."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
@@ -31,13 +33,15 @@ async def routed(settings: Settings) -> AsyncIterator[Client]:
 def taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Whether the hot path answered each request it was offered, in order."""
     answers: list[bool] = []
-    answer_job = hot_path.answer_job
+    for name in ("answer_job", "record_event"):
+        hot = getattr(hot_path, name)
 
-    async def spy(*args: Any) -> bool:
-        answers.append(await answer_job(*args))
-        return answers[-1]
+        async def spy(*args: Any, hot: Any = hot) -> Any:
+            to_route = await hot(*args)
+            answers.append(to_route is None)
+            return to_route
 
-    monkeypatch.setattr(hot_path, "answer_job", spy)
+        monkeypatch.setattr(hot_path, name, spy)
     return answers
 
 
@@ -119,3 +123,118 @@ async def test_anything_else_is_left_to_the_route(
     assert hot == await answer(routed, url, headers)
     # The routed answer was not a plain 200: each case is one the hot path must decline.
     assert hot[0] != 200 or "?" in url
+
+
+def _comparable(answer: Answer) -> Answer:
+    """An event's answer without what differs between two logs: its position."""
+    status, headers, body = answer
+    kept = {k: v for k, v in headers.items() if k != "x-ledger-position"}
+    if status == 201:
+        decoded = json.loads(body)
+        assert headers["x-ledger-position"] == str(decoded.pop("position"))
+        body = json.dumps(decoded).encode()
+    return status, kept, body
+
+
+async def post_event(client: Client, job_id: str, body: bytes, headers: Headers) -> Answer:
+    response = await client.post(
+        f"/api/v1/jobs/{job_id}/events",
+        content=body,
+        headers={"Content-Type": "application/json", **headers},
+    )
+    kept = {k: v for k, v in response.headers.items() if k != "x-request-id"}
+    return response.status_code, kept, response.content
+
+
+PROGRESS = b'{"type": "progress", "progress": 30, "records_processed": 5, "counters": {"a": 1}}'
+
+
+@pytest.mark.parametrize(
+    "history, body, extra, hot",
+    [
+        (["started"], PROGRESS, {}, True),
+        ([], b'{"type": "started"}', {}, True),
+        (["started"], b'{"type": "succeeded", "records_created": 4}', {}, True),
+        (
+            ["started"],
+            b'{"type": "failed", "error_message": "x", "error_details": {"a": [1]}}',
+            {},
+            True,
+        ),
+        ([], PROGRESS, {}, False),  # not running: 409
+        (["started"], b'{"type": "progress", "progress": 101}', {}, False),
+        (["started"], b'{"type": "progress", "nope": 1}', {}, False),
+        (["started"], b'{"type": "progress", ', {}, False),
+        (["started"], b'{"type": "progress", "current_step": "a\\u0000b"}', {}, False),
+        (["started"], b'{"type": "progress", "current_step": "\xff"}', {}, False),
+        (["started"], PROGRESS, {"Idempotency-Key": "k-1"}, False),
+        (["started"], PROGRESS, {"If-Match": '"2"'}, False),
+        (["started"], PROGRESS, {"If-Match": '"7"'}, False),
+        (
+            ["started"],
+            b'{"type": "progress", "current_step": "' + b"x" * 2_000_000 + b'"}',
+            {},
+            False,
+        ),
+    ],
+)
+async def test_an_event_is_answered_as_the_route_answers_it(
+    client: Client,
+    routed: Client,
+    token_for: Callable[[str | None, str], Headers],
+    taken: list[bool],
+    history: list[str],
+    body: bytes,
+    extra: Headers,
+    hot: bool,
+) -> None:
+    """The same job in two tenants, one written through each app: the same answers."""
+    acme, globex = token_for("acme", "writer"), token_for("globex", "writer")
+    for app, headers in ((client, acme), (routed, globex)):
+        await create(app, headers, id="twin", job_type="full_sync")
+        for type_ in history:
+            await event(app, headers, "twin", type_)
+    taken.clear()
+    answered = await post_event(client, "twin", body, {**acme, **extra})
+    assert taken == [hot]
+    assert _comparable(answered) == _comparable(
+        await post_event(routed, "twin", body, {**globex, **extra})
+    )
+    assert (answered[0] == 201) is hot or "Idempotency-Key" in extra or "If-Match" in extra
+
+
+@pytest.mark.parametrize("who", ["reader", "admin", "unknown job", "query"])
+async def test_other_writers_and_jobs_are_left_to_the_route(
+    client: Client,
+    routed: Client,
+    writer: Headers,
+    reader: Headers,
+    taken: list[bool],
+    who: str,
+) -> None:
+    await create(client, writer, id="w-1")
+    await event(client, writer, "w-1", "started")
+    headers = {"reader": reader, "admin": ADMIN}.get(who, writer)
+    job_id = "w-2" if who == "unknown job" else "w-1"
+    url = f"/api/v1/jobs/{job_id}/events" + ("?tenant=acme" if who == "query" else "")
+    taken.clear()
+    response = await client.post(url, json={"type": "progress", "progress": 1}, headers=headers)
+    assert True not in taken
+    reference = await routed.post(url, json={"type": "progress", "progress": 2}, headers=headers)
+    assert response.status_code == reference.status_code
+    assert response.status_code != 201 or who == "query"
+
+
+async def test_a_job_last_written_by_another_process_is_left_to_the_route(
+    client: Client, routed: Client, writer: Headers, taken: list[bool]
+) -> None:
+    await create(client, writer, id="moved")
+    await event(client, writer, "moved", "started")
+    await event(routed, writer, "moved", "progress", progress=10)  # the hot app is behind
+    taken.clear()
+    accepted = await event(client, writer, "moved", "progress", progress=20)
+    assert taken == [False]
+    assert accepted["version"] == 4
+    taken.clear()
+    assert (await event(client, writer, "moved", "progress", progress=30))["version"] == 5
+    assert taken == [True]
