@@ -8,7 +8,6 @@ figures and `python -m bench --help` for the knobs.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import os
 import platform
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import uvloop
 
 from bench import baselines, phases
 from bench.service import Service
@@ -103,7 +103,8 @@ def main() -> None:
     url = database_url(workdir)
     print(f"bench: database {url}, work in {workdir}", flush=True)
     try:
-        asyncio.run(run_all(args, url, workdir, report))
+        # The server's own loop: the HTTP clients and the asyncpg baselines run on it too.
+        uvloop.run(run_all(args, url, workdir, report))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     Path(args.output).write_text(report.markdown())
