@@ -3,9 +3,10 @@
 A routed handler pays for a Request object, its guard, its dependencies, the
 signature's parsing and a Response object: two thirds of the CPU of `GET
 /api/v1/jobs/{id}`, and half of `POST /api/v1/jobs/{id}/events` (BENCHMARKS.md). The
-plain form of these (a bearer token of one tenant, no query string, no conditional or
-idempotent write, no rate limit) is answered here from the same parts and with the
-same bytes; `tests/api/test_hot_path.py` holds the answers equal.
+plain form of these and of `GET /api/v1/stats` (a bearer token of one tenant, no query
+string but a stats `group_by`, no conditional or idempotent write, no rate limit) is
+answered here from the same parts and with the same bytes;
+`tests/api/test_hot_path.py` holds the answers equal.
 
 Anything else, and anything refused before the answer starts (a token unknown or
 revoked, a job not found, a body or transition refused, a job this process has not
@@ -29,15 +30,20 @@ from api.idempotency import ESCAPED_NUL, KEY_HEADER, too_deep
 from api.parts import STATE_KEY, Parts
 from api.request_id import request_id_of
 from api.schemas import ID_PATTERN, EventAccepted, Job, JobEvent, to_command, to_job
+from api.stats import DEFAULT_GROUPS, group_keys
 from ledger.commands import Context
 from ledger.errors import LedgerError
 from ledger.tokens import Principal, Role
+from projections.rows import StatsQuery, StatsResult
 
 if TYPE_CHECKING:
     from litestar.types import HTTPScope, Receive, ReceiveMessage, Scope, Send
 
 JOB_ROUTE: Final = "/api/v1/jobs/{job_id}"
 EVENTS_ROUTE: Final = "/api/v1/jobs/{job_id}/events"
+STATS_ROUTE: Final = "/api/v1/stats"
+_GROUP_BY_ONLY: Final = re.compile(rb"^(?:group_by=[a-z_,]{1,64})?$")
+"""No query, or `group_by` alone, spelled without escapes."""
 _BEARER: Final = re.compile(rb"^Bearer +(\S+) *$", re.IGNORECASE)
 _JOB_ID: Final = re.compile(ID_PATTERN)
 _encode: Final = msgspec.json.Encoder().encode
@@ -53,9 +59,11 @@ Hot = Callable[["Scope", "Receive", "Send"], Awaitable["Receive | None"]]
 
 def hot_for(scope: HTTPScope) -> Hot | None:
     """The hot path for the request, if it may have one (its route is resolved)."""
+    route, method = scope.get("path_template"), scope["method"]
+    if route == STATS_ROUTE and method == "GET":
+        return answer_stats if _GROUP_BY_ONLY.match(scope["query_string"]) else None
     if scope["query_string"]:
         return None
-    route, method = scope.get("path_template"), scope["method"]
     if route == JOB_ROUTE and method == "GET":
         return answer_job
     if route == EVENTS_ROUTE and method == "POST":
@@ -85,6 +93,40 @@ async def answer_job(scope: Scope, receive: Receive, send: Send) -> Receive | No
     )
     await send({"type": "http.response.body", "body": body, "more_body": False})
     return None
+
+
+async def answer_stats(scope: Scope, receive: Receive, send: Send) -> Receive | None:
+    """`GET /api/v1/stats`, grouped by default or by a plain `group_by`."""
+    try:
+        stats = await _plain_stats(scope)
+    except Exception:  # a key refused, the database: the route says which, as documented
+        return receive
+    if stats is None:
+        return receive
+    body = _encode(stats)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+    return None
+
+
+async def _plain_stats(scope: Scope) -> StatsResult | None:
+    parts, principal = await _caller(scope, _READERS)
+    if parts is None or principal is None:
+        return None
+    raw = scope["query_string"].decode("ascii").removeprefix("group_by=")
+    query = StatsQuery(tenant=principal.tenant, group_by=group_keys(raw or DEFAULT_GROUPS))
+    queries = parts.queries
+    scope["state"][POSITION_STATE] = await queries.recent_position()
+    return await queries.stats(query)
 
 
 async def _plain_job(scope: Scope) -> Job | None:

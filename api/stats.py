@@ -17,6 +17,7 @@ from projections.queries import JobQueryService
 from projections.rows import StatsQuery, StatsResult
 
 GROUP_KEYS: Final = ("status", "job_type", "day", "tenant")
+DEFAULT_GROUPS: Final = "status,job_type"
 
 GroupBy = Annotated[
     str,
@@ -41,7 +42,7 @@ async def job_stats(
     queries: NamedDependency[JobQueryService],
     read_position: NamedDependency[int],
     request: Request[Any, Any, Any],
-    group_by: GroupBy = "status,job_type",
+    group_by: GroupBy = DEFAULT_GROUPS,
     start_date: Moment = None,
     end_date: Moment = None,
     as_of: Moment = None,

@@ -33,7 +33,7 @@ async def routed(settings: Settings) -> AsyncIterator[Client]:
 def taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Whether the hot path answered each request it was offered, in order."""
     answers: list[bool] = []
-    for name in ("answer_job", "record_event"):
+    for name in ("answer_job", "record_event", "answer_stats"):
         hot = getattr(hot_path, name)
 
         async def spy(*args: Any, hot: Any = hot) -> Any:
@@ -238,3 +238,43 @@ async def test_a_job_last_written_by_another_process_is_left_to_the_route(
     taken.clear()
     assert (await event(client, writer, "moved", "progress", progress=30))["version"] == 5
     assert taken == [True]
+
+
+@pytest.mark.parametrize(
+    "query, hot",
+    [
+        ("", True),
+        ("?group_by=status", True),
+        ("?group_by=day,tenant", True),
+        ("?group_by=job_type,status,day,status", True),
+        ("?group_by=,", True),
+        ("?group_by=", False),
+        ("?group_by=bogus", False),
+        ("?group_by=STATUS", False),
+        ("?group_by=status%2Cday", False),
+        ("?group_by=status&tenant=acme", False),
+        ("?start_date=2020-01-01T00:00:00Z", False),
+    ],
+)
+async def test_stats_are_answered_as_the_route_answers_them(
+    client: Client, routed: Client, writer: Headers, taken: list[bool], query: str, hot: bool
+) -> None:
+    await create(client, writer, id="s-1", job_type="full_sync")
+    await create(client, writer, id="s-2", job_type="enrichment")
+    await event(client, writer, "s-2", "started")
+    done = await event(client, writer, "s-2", "succeeded", records_created=3)
+    await settled([client, routed], writer, done["position"])
+    taken.clear()
+    answered = await answer(client, f"/api/v1/stats{query}", writer)
+    assert (True in taken) is hot
+    assert answered == await answer(routed, f"/api/v1/stats{query}", writer)
+    assert answered[0] == 200 or not hot
+
+
+async def test_a_global_token_s_stats_are_left_to_the_route(
+    client: Client, routed: Client, taken: list[bool]
+) -> None:
+    taken.clear()
+    answered = await answer(client, "/api/v1/stats", ADMIN)
+    assert taken == [False]
+    assert answered == await answer(routed, "/api/v1/stats", ADMIN)
