@@ -79,19 +79,7 @@ async def answer_job(scope: Scope, receive: Receive, send: Send) -> Receive | No
         return receive
     if job is None:
         return receive
-    body = _encode(job)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"etag", b'"%d"' % job.version),
-                (b"content-length", b"%d" % len(body)),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await _answer(send, 200, _encode(job), [(b"etag", b'"%d"' % job.version)])
     return None
 
 
@@ -103,18 +91,7 @@ async def answer_stats(scope: Scope, receive: Receive, send: Send) -> Receive | 
         return receive
     if stats is None:
         return receive
-    body = _encode(stats)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(body)),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await _answer(send, 200, _encode(stats), [])
     return None
 
 
@@ -176,21 +153,20 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> Receive | 
         position=written.position,
         status=written.job.status.value,
     )
-    body = _encode(accepted)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 201,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"etag", b'"%d"' % accepted.version),
-                (b"x-ledger-position", b"%d" % accepted.position),
-                (b"content-length", b"%d" % len(body)),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    headers = [
+        (b"etag", b'"%d"' % accepted.version),
+        (b"x-ledger-position", b"%d" % accepted.position),
+    ]
+    await _answer(send, 201, _encode(accepted), headers)
     return None
+
+
+async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """A JSON answer with the headers the routed handler's Response would have."""
+    headers = [(b"content-type", b"application/json"), *headers]
+    headers.append((b"content-length", b"%d" % len(body)))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def _caller(scope: Scope, roles: frozenset[Role]) -> tuple[Parts | None, Principal | None]:
