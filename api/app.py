@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from litestar import Litestar, Request
 from litestar.concurrency import sync_to_thread
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 
 from api.auth import provide_caller
@@ -91,7 +91,9 @@ def create_app(settings: Settings, *, hot_path: bool = True) -> Litestar:
             app.state[STATE_KEY] = Parts(settings, ledger, queries, tokens, runner, writers)
             yield
 
-    def provide_queries(request: Request[Any, Any, Any], read_position: int) -> JobQueryService:
+    def provide_queries(
+        request: Request[Any, Any, Any], read_position: NamedDependency[int]
+    ) -> JobQueryService:
         """The query service, once the read models include the read's `min_position`."""
         return parts_of(request.app.state).queries
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from litestar import Request
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from api.auth import Caller
@@ -34,7 +35,9 @@ MinPosition = Annotated[
 
 
 async def provide_read_position(
-    request: Request[Any, Any, Any], caller: Caller, min_position: MinPosition = None
+    request: Request[Any, Any, Any],
+    caller: NamedDependency[Caller],
+    min_position: MinPosition = None,
 ) -> int:
     """Dependency: the position the read models have reached, after waiting for `min_position`.
 

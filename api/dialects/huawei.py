@@ -17,6 +17,7 @@ import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath
 from msgspec import Struct
 
 from api.dialects.common import (
@@ -328,7 +329,7 @@ class HuaweiTasks(Controller):
         dependencies=documented_body(ListTasksRequestBody),
     )
     async def list_tasks(
-        self, request: Request[Any, Any, Any], project_id: str
+        self, request: Request[Any, Any, Any], project_id: FromPath[str]
     ) -> ListTasksResponse:
         """Obtaining Jobs: the project's tasks of one `task_type`, filtered and paged
         (offset 0-2,000,000; limit 10-200, default 10) -> `{total_num, data_list}`."""
