@@ -27,8 +27,15 @@ WRITERS: Final = frozenset({Role.ADMIN, Role.WRITER})
 GLOBAL_SCOPE: Final = "*"
 """The idempotency-key scope of global tokens (no tenant is spelled `*`)."""
 PRINCIPAL_STATE: Final = "ledger_principal"
-_JOB_ID: Final = re.compile(ID_PATTERN)
+JOB_ID: Final = re.compile(ID_PATTERN)
+"""What a job id can be: any other is no job's."""
 _BEARER: Final = re.compile(r"^Bearer +(?P<token>\S+) *$", re.IGNORECASE)
+
+
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header's value, if it is one."""
+    match = _BEARER.match(header)
+    return None if match is None else match["token"]
 
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
@@ -41,10 +48,9 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     header = connection.headers.get("authorization")
     if header is None:
         raise NotAuthorizedException("an Authorization: Bearer <token> header is required")
-    match = _BEARER.match(header)
     principal = None
-    if match is not None:
-        principal = await parts_of(connection.app.state).tokens.verify(match["token"])
+    if (token := bearer_token(header)) is not None:
+        principal = await parts_of(connection.app.state).tokens.verify(token)
     if principal is None:
         raise NotAuthorizedException("the bearer token is unknown, malformed or revoked")
     state[PRINCIPAL_STATE] = principal
@@ -91,7 +97,7 @@ class Caller:
     def tenant_for_job(self, job_id: str) -> str:
         """The tenant whose job `job_id` is meant; another tenant's job is simply not found
         (and so is an id no job can have)."""
-        if not _JOB_ID.match(job_id):
+        if not JOB_ID.match(job_id):
             raise JobNotFound(job_id)
         own = self.principal.tenant
         if own is None:

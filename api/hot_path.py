@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
-from api.auth import PRINCIPAL_STATE, WRITERS
+from api.auth import JOB_ID, PRINCIPAL_STATE, WRITERS, bearer_token
 from api.consistency import POSITION_STATE
 from api.idempotency import ESCAPED_NUL, KEY_HEADER, too_deep
 from api.parts import STATE_KEY, Parts
 from api.request_id import request_id_of
-from api.schemas import ID_PATTERN, EventAccepted, Job, JobEvent, to_command, to_job
+from api.schemas import Job, JobEvent, to_command, to_job
 from api.stats import DEFAULT_GROUPS, group_keys
+from api.writes import render_recorded
 from ledger.commands import Context
 from ledger.errors import LedgerError
 from ledger.tokens import Principal, Role
@@ -44,8 +45,6 @@ EVENTS_ROUTE: Final = "/api/v1/jobs/{job_id}/events"
 STATS_ROUTE: Final = "/api/v1/stats"
 _GROUP_BY_ONLY: Final = re.compile(rb"^(?:group_by=[a-z_,]{1,64})?$")
 """No query, or `group_by` alone, spelled without escapes."""
-_BEARER: Final = re.compile(rb"^Bearer +(\S+) *$", re.IGNORECASE)
-_JOB_ID: Final = re.compile(ID_PATTERN)
 _encode: Final = msgspec.json.Encoder().encode
 _EVENT: Final = msgspec.json.Decoder(JobEvent)
 _READERS: Final = frozenset(Role)
@@ -109,7 +108,7 @@ async def _plain_stats(scope: Scope) -> StatsResult | None:
 async def _plain_job(scope: Scope) -> Job | None:
     parts, principal = await _caller(scope, _READERS)
     job_id = scope["path_params"]["job_id"]
-    if parts is None or principal is None or not _JOB_ID.match(job_id):
+    if parts is None or principal is None or not JOB_ID.match(job_id):
         return None
     assert principal.tenant is not None
     queries = parts.queries
@@ -121,7 +120,7 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> Receive | 
     """`POST /api/v1/jobs/{id}/events`."""
     parts, principal = await _caller(scope, WRITERS)
     job_id = scope["path_params"]["job_id"]
-    if parts is None or principal is None or not _JOB_ID.match(job_id):
+    if parts is None or principal is None or not JOB_ID.match(job_id):
         return receive
     if any(name in _CONDITIONS for name, _ in scope["headers"]):
         return receive
@@ -147,17 +146,12 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> Receive | 
         written = await pending
     except IntegrityError:
         return receive  # another process wrote to the job first: the route decides again
-    accepted = EventAccepted(
-        id=written.job.job_id,
-        version=written.version,
-        position=written.position,
-        status=written.job.status.value,
-    )
+    answer = render_recorded([written])
     headers = [
-        (b"etag", b'"%d"' % accepted.version),
-        (b"x-ledger-position", b"%d" % accepted.position),
+        (b"etag", b'"%d"' % written.version),
+        (b"x-ledger-position", b"%d" % written.position),
     ]
-    await _answer(send, 201, _encode(accepted), headers)
+    await _answer(send, answer.status, answer.body, headers)
     return None
 
 
@@ -179,9 +173,10 @@ async def _caller(scope: Scope, roles: frozenset[Role]) -> tuple[Parts | None, P
         if name == b"authorization":
             token = value
             break
-    if token is None or (bearer := _BEARER.match(token)) is None:
+    bearer = None if token is None else bearer_token(token.decode("latin-1"))
+    if bearer is None:
         return parts, None
-    principal = await parts.tokens.verify(bearer[1].decode("latin-1"))
+    principal = await parts.tokens.verify(bearer)
     if principal is None or principal.tenant is None or principal.role not in roles:
         return parts, None
     scope["state"][PRINCIPAL_STATE] = principal  # the access log names the tenant
