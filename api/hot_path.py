@@ -3,10 +3,11 @@
 A routed handler pays for a Request object, its guard, its dependencies, the
 signature's parsing and a Response object: two thirds of the CPU of `GET
 /api/v1/jobs/{id}`, and half of `POST /api/v1/jobs/{id}/events` (BENCHMARKS.md). The
-plain form of these and of `GET /api/v1/stats` (a bearer token of one tenant, no query
-string but a stats `group_by`, no conditional or idempotent write, no rate limit) is
-answered here from the same parts and with the same bytes;
-`tests/api/test_hot_path.py` holds the answers equal.
+plain form of these, of `GET /api/v1/jobs` and of `GET /api/v1/stats` (a bearer token
+of one tenant, no query string but a list's filters, page and cursor or a stats
+`group_by`, no conditional or idempotent write, no rate limit) is answered here from
+the same parts and with the same bytes; `tests/api/test_hot_path.py` holds the answers
+equal.
 
 Anything else, and anything refused before the answer starts (a token unknown or
 revoked, a job not found, a body or transition refused, a job this process has not
@@ -20,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
+from urllib.parse import parse_qsl
 
 import msgspec
 from eventsourcing.persistence import IntegrityError
@@ -27,6 +29,8 @@ from eventsourcing.persistence import IntegrityError
 from api.auth import JOB_ID, PRINCIPAL_STATE, WRITERS, bearer_token
 from api.consistency import POSITION_STATE
 from api.idempotency import ESCAPED_NUL, KEY_HEADER, too_deep
+from api.jobs import job_list
+from api.params import DEFAULT_FIRST, MAX_CURSOR, MAX_FIRST, MAX_MOMENT, job_query
 from api.parts import STATE_KEY, Parts
 from api.request_id import request_id_of
 from api.schemas import Job, JobEvent, to_command, to_job
@@ -35,16 +39,23 @@ from api.writes import render_recorded
 from ledger.commands import Context
 from ledger.errors import LedgerError
 from ledger.tokens import Principal, Role
-from projections.rows import StatsQuery, StatsResult
+from projections.rows import JobQuery, StatsQuery, StatsResult
 
 if TYPE_CHECKING:
     from litestar.types import HTTPScope, Receive, ReceiveMessage, Scope, Send
 
+LIST_ROUTE: Final = "/api/v1/jobs"
 JOB_ROUTE: Final = "/api/v1/jobs/{job_id}"
 EVENTS_ROUTE: Final = "/api/v1/jobs/{job_id}/events"
 STATS_ROUTE: Final = "/api/v1/stats"
 _GROUP_BY_ONLY: Final = re.compile(rb"^(?:group_by=[a-z_,]{1,64})?$")
 """No query, or `group_by` alone, spelled without escapes."""
+_LIST_FILTERS: Final = frozenset({"job_type", "status"})
+_LIST_SCALARS: Final = {
+    "start_date": MAX_MOMENT, "end_date": MAX_MOMENT, "after": MAX_CURSOR, "first": 3
+}  # fmt: skip
+"""The list's parameters given once, and the longest value of each the route takes."""
+_FIRST: Final = re.compile(r"^[1-9][0-9]{0,2}$")
 _encode: Final = msgspec.json.Encoder().encode
 _EVENT: Final = msgspec.json.Decoder(JobEvent)
 _READERS: Final = frozenset(Role)
@@ -61,6 +72,8 @@ def hot_for(scope: HTTPScope) -> Hot | None:
     route, method = scope.get("path_template"), scope["method"]
     if route == STATS_ROUTE and method == "GET":
         return answer_stats if _GROUP_BY_ONLY.match(scope["query_string"]) else None
+    if route == LIST_ROUTE and method == "GET":
+        return answer_list
     if scope["query_string"]:
         return None
     if route == JOB_ROUTE and method == "GET":
@@ -80,6 +93,60 @@ async def answer_job(scope: Scope, receive: Receive, send: Send) -> Receive | No
         return receive
     await _answer(send, 200, _encode(job), [(b"etag", b'"%d"' % job.version)])
     return None
+
+
+async def answer_list(scope: Scope, receive: Receive, send: Send) -> Receive | None:
+    """`GET /api/v1/jobs` with plain filters, page size and cursor."""
+    try:
+        listed = await _plain_list(scope)
+    except Exception:  # a value refused, the database: the route says which, as documented
+        return receive
+    if listed is None:
+        return receive
+    await _answer(send, 200, listed, [])
+    return None
+
+
+async def _plain_list(scope: Scope) -> bytes | None:
+    parts, principal = await _caller(scope, _READERS)
+    if parts is None or principal is None:
+        return None
+    query = list_query(scope["query_string"], principal.tenant)
+    if query is None:
+        return None
+    queries = parts.queries
+    scope["state"][POSITION_STATE] = await queries.recent_position()
+    return _encode(job_list(await queries.list_jobs(query, Job)))
+
+
+def list_query(raw: bytes, tenant: str | None) -> JobQuery | None:
+    """The list's query when its string is plain: the route's own parameters, none blank,
+    each scalar given once and within the route's limits (else None: the route's to
+    answer). A value the route would refuse raises its BadField."""
+    lists: dict[str, list[str]] = {}
+    scalars: dict[str, str] = {}
+    # As Litestar parses a query string (litestar._parsers.parse_qsl).
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if not value:
+            return None
+        if name in _LIST_FILTERS:
+            lists.setdefault(name, []).append(value)
+        elif name not in scalars and len(value) <= _LIST_SCALARS.get(name, -1):
+            scalars[name] = value
+        else:
+            return None  # another parameter, or a scalar twice or too long
+    first = scalars.get("first", str(DEFAULT_FIRST))
+    if not _FIRST.match(first) or int(first) > MAX_FIRST:
+        return None
+    return job_query(
+        tenant,
+        job_type=lists.get("job_type"),
+        status=lists.get("status"),
+        start_date=scalars.get("start_date"),
+        end_date=scalars.get("end_date"),
+        first=int(first),
+        after=scalars.get("after"),
+    )
 
 
 async def answer_stats(scope: Scope, receive: Receive, send: Send) -> Receive | None:

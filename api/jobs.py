@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody
 from api.auth import Caller, may_read, may_write
 from api.history import Version, job_then, jobs_as_of
 from api.idempotency import write_gate
-from api.params import Cursor, Filter, First, Moment, moment, split_values, statuses
+from api.params import DEFAULT_FIRST, Cursor, Filter, First, Moment, job_query
 from api.problems import JOB_READ_PROBLEMS, READ_PROBLEMS, WRITE_PROBLEMS
 from api.routing import delete, get, post
 from api.schemas import (
@@ -30,11 +30,16 @@ from api.schemas import (
 from api.writes import Writer, render_cancelled
 from ledger.commands import Cancel
 from projections.queries import JobQueryService
-from projections.rows import JobQuery
+from projections.rows import JobPage
 
 
 def job_headers(job: Job) -> dict[str, str]:
     return {"ETag": f'"{job.version}"'}
+
+
+def job_list(page: JobPage[Job]) -> JobList:
+    info = PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
+    return JobList(jobs=page.jobs, page_info=info)
 
 
 class JobsController(Controller):
@@ -52,7 +57,7 @@ class JobsController(Controller):
         status: Filter = None,
         start_date: Moment = None,
         end_date: Moment = None,
-        first: First = 50,
+        first: First = DEFAULT_FIRST,
         after: Cursor = None,
         as_of: Moment = None,
     ) -> JobList:
@@ -63,20 +68,18 @@ class JobsController(Controller):
         A global admin token sees every tenant unless it passes `tenant`. With `as_of` (auditor
         or admin) the jobs as they stood at that moment.
         """
-        query = JobQuery(
-            tenant=caller.tenant_filter(),
-            job_type=split_values("job_type", job_type),
-            status=statuses(status),
-            start_date=moment("start_date", start_date),
-            end_date=moment("end_date", end_date),
+        query = job_query(
+            caller.tenant_filter(),
+            job_type=job_type,
+            status=status,
+            start_date=start_date,
+            end_date=end_date,
             first=first,
             after=after,
         )
         if as_of is not None:
             return await jobs_as_of(request, caller, query, as_of)
-        page = await queries.list_jobs(query, Job)
-        info = PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
-        return JobList(jobs=page.jobs, page_info=info)
+        return job_list(await queries.list_jobs(query, Job))
 
     @get("/running", guards=[may_read], responses=READ_PROBLEMS)
     async def running_jobs(

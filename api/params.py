@@ -12,6 +12,7 @@ from litestar.params import QueryParameter
 from api.problems import BadField
 from api.schemas import ID_PATTERN
 from ledger.domain import FINISHED, JobStatus
+from projections.rows import JobQuery
 
 LISTED_STATUSES: Final = frozenset({JobStatus.PENDING, JobStatus.RUNNING, *FINISHED})
 _ID: Final = re.compile(ID_PATTERN)
@@ -20,15 +21,22 @@ Filter = Annotated[
     list[str] | None,
     QueryParameter(description="Repeat the parameter or separate values with commas."),
 ]
-First = Annotated[int, QueryParameter(ge=1, le=200, description="Page size, 1 to 200.")]
+MAX_FIRST: Final = 200
+"""The largest page a list gives."""
+DEFAULT_FIRST: Final = 50
+First = Annotated[
+    int, QueryParameter(ge=1, le=MAX_FIRST, description=f"Page size, 1 to {MAX_FIRST}.")
+]
+MAX_CURSOR: Final = 512
+MAX_MOMENT: Final = 64
 Cursor = Annotated[
     str | None,
-    QueryParameter(max_length=512, description="The `endCursor` of the previous page."),
+    QueryParameter(max_length=MAX_CURSOR, description="The `endCursor` of the previous page."),
 ]
 Moment = Annotated[
     str | None,
     QueryParameter(
-        max_length=64,
+        max_length=MAX_MOMENT,
         description="ISO 8601 date or date-time; without an offset it is UTC.",
         examples=[Example(value="2024-02-01T10:00:00Z")],
     ),
@@ -67,3 +75,25 @@ def moment(field: str, raw: str | None) -> datetime | None:
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         raise BadField(field, f"{raw!r} is not an ISO 8601 date or date-time") from None
+
+
+def job_query(
+    tenant: str | None,
+    *,
+    job_type: list[str] | None,
+    status: list[str] | None,
+    start_date: str | None,
+    end_date: str | None,
+    first: int,
+    after: str | None,
+) -> JobQuery:
+    """The job list's query from its parameters as they came; BadField names one refused."""
+    return JobQuery(
+        tenant=tenant,
+        job_type=split_values("job_type", job_type),
+        status=statuses(status),
+        start_date=moment("start_date", start_date),
+        end_date=moment("end_date", end_date),
+        first=first,
+        after=after,
+    )

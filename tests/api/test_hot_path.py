@@ -33,7 +33,7 @@ async def routed(settings: Settings) -> AsyncIterator[Client]:
 def taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Whether the hot path answered each request it was offered, in order."""
     answers: list[bool] = []
-    for name in ("answer_job", "record_event", "answer_stats"):
+    for name in ("answer_job", "answer_list", "record_event", "answer_stats"):
         hot = getattr(hot_path, name)
 
         async def spy(*args: Any, hot: Any = hot) -> Any:
@@ -278,3 +278,95 @@ async def test_a_global_token_s_stats_are_left_to_the_route(
     answered = await answer(client, "/api/v1/stats", ADMIN)
     assert taken == [False]
     assert answered == await answer(routed, "/api/v1/stats", ADMIN)
+
+
+async def _listed_jobs(client: Client, writer: Headers) -> int:
+    """Five jobs of two types in four statuses; the position of the last event."""
+    await create(client, writer, id="l-1", job_type="full_sync")
+    await create(client, writer, id="l-2", job_type="enrichment", labels={"team": "data"})
+    await event(client, writer, "l-2", "started")
+    await create(client, writer, id="l-3", job_type="enrichment")
+    await event(client, writer, "l-3", "started")
+    await event(client, writer, "l-3", "progress", progress=30)
+    await create(client, writer, id="l-4", job_type="full_sync")
+    await event(client, writer, "l-4", "started")
+    await event(client, writer, "l-4", "failed", error_message="boom")
+    await create(client, writer, id="l-5", job_type="enrichment")
+    await event(client, writer, "l-5", "started")
+    done = await event(client, writer, "l-5", "succeeded", records_created=2)
+    return int(done["position"])
+
+
+@pytest.mark.parametrize(
+    "query, hot",
+    [
+        ("", True),
+        ("?first=2", True),
+        ("?first=200", True),
+        ("?status=running", True),
+        ("?status=running,pending", True),
+        ("?status=running&status=failed&job_type=enrichment", True),
+        ("?job_type=full_sync,enrichment&first=3", True),
+        ("?start_date=2000-01-01T00:00:00Z", True),
+        ("?start_date=2000-01-01&end_date=2100-01-01T00%3A00%3A00%2B02%3A00", True),
+        ("?end_date=2000-01-01", True),
+        ("?status=bogus", False),  # 400
+        ("?job_type=no%20spaces", False),  # 400
+        ("?first=0", False),  # 400
+        ("?first=201", False),  # 400
+        ("?first=abc", False),  # 400
+        ("?first=007", False),
+        ("?first=2&first=3", False),
+        ("?start_date=yesterday", False),  # 400
+        ("?start_date=" + "9" * 65, False),  # 400
+        ("?after=not-a-cursor", False),  # 400
+        ("?status=", False),
+        ("?tenant=acme", False),
+        ("?as_of=2000-01-01", False),
+        ("?min_position=1", False),
+        ("?sort=name", False),
+    ],
+)
+async def test_a_list_is_answered_as_the_route_answers_it(
+    client: Client, routed: Client, writer: Headers, taken: list[bool], query: str, hot: bool
+) -> None:
+    position = await _listed_jobs(client, writer)
+    await settled([client, routed], writer, position)
+    taken.clear()
+    answered = await answer(client, f"/api/v1/jobs{query}", writer)
+    assert taken == [hot]
+    assert answered == await answer(routed, f"/api/v1/jobs{query}", writer)
+    assert answered[0] == 200 or not hot
+    if hot and not query.startswith("?end_date=2000"):
+        assert json.loads(answered[2])["jobs"], "a list the filters leave empty shows little"
+
+
+async def test_every_page_of_a_list_is_answered_as_the_route_answers_it(
+    client: Client, routed: Client, writer: Headers, reader: Headers, taken: list[bool]
+) -> None:
+    position = await _listed_jobs(client, writer)
+    await settled([client, routed], writer, position)
+    url = "/api/v1/jobs?first=2"
+    seen: list[str] = []
+    while True:
+        taken.clear()
+        page = await answer(client, url, reader)
+        assert taken == [True]
+        assert page == await answer(routed, url, reader)
+        listed = json.loads(page[2])
+        seen += [job["id"] for job in listed["jobs"]]
+        if not listed["pageInfo"]["hasNextPage"]:
+            break
+        url = f"/api/v1/jobs?first=2&after={listed['pageInfo']['endCursor']}"
+    assert seen == ["l-5", "l-4", "l-3", "l-2", "l-1"]
+
+
+@pytest.mark.parametrize("who", ["admin", "bad token", "no token"])
+async def test_other_callers_lists_are_left_to_the_route(
+    client: Client, routed: Client, writer: Headers, taken: list[bool], who: str
+) -> None:
+    headers = {"admin": ADMIN, "bad token": {"Authorization": "Bearer lt_x.y"}, "no token": {}}
+    taken.clear()
+    answered = await answer(client, "/api/v1/jobs", headers[who])
+    assert taken == [False]
+    assert answered == await answer(routed, "/api/v1/jobs", headers[who])
