@@ -418,8 +418,10 @@ class JobLedger(Application[str]):
             for job in jobs:
                 self._latest.pop(job.id)
             raise
+        # The jobs themselves, not copies: nothing changes a job once its write has
+        # committed, and whoever takes one from the cache to change copies it first.
         for job in jobs:
-            self._latest.put(job.id, _freeze(job))
+            self._latest.put(job.id, job)
         self._snapshot(*(job for job in jobs if _snapshot_due(job, reached[job.id])))
         return written(positions)
 

@@ -452,10 +452,15 @@ class Job(BaseAggregate[str]):
         records_updated: int | None,
         records_deleted: int | None,
     ) -> None:
-        values = (records_processed, records_created, records_updated, records_deleted)
-        for name, value in zip(RECORD_COUNTERS, values, strict=True):
-            if value is not None:
-                setattr(self, name, value)
+        # Spelled out: a loop over the names was a tenth of a progress event's apply.
+        if records_processed is not None:
+            self.records_processed = records_processed
+        if records_created is not None:
+            self.records_created = records_created
+        if records_updated is not None:
+            self.records_updated = records_updated
+        if records_deleted is not None:
+            self.records_deleted = records_deleted
 
     def apply_counters(self, counters: Mapping[str, int] | None) -> None:
         if counters:
