@@ -115,9 +115,10 @@ async def batched_ingest(
     clients: int,
     seconds: float,
     on_open: Callable[[], object] | None = None,
+    prefix: str = "ingest",
 ) -> Run:
     per_client = 250
-    ids = [[f"ingest-{c}-{n}" for n in range(per_client)] for c in range(clients)]
+    ids = [[f"{prefix}-{c}-{n}" for n in range(per_client)] for c in range(clients)]
     await create_jobs(base_url, token, [i for chunk in ids for i in chunk], start=True)
     counter = [0] * clients
 
