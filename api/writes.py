@@ -42,6 +42,7 @@ from api.schemas import (
 )
 from ledger.application import Written, new_job_id
 from ledger.commands import JobCommand, NewJob
+from ledger.domain import Job
 from ledger.errors import LedgerError
 from ledger.idempotency import Answer, IdempotencyKey, IdempotencyKeyTaken
 from projections.rows import job_row
@@ -60,7 +61,7 @@ WriteNow = Callable[[tuple[IdempotencyKey, "AnswerFor"] | None], Awaitable[Outco
 
 def render_created(outcomes: Outcomes) -> Answer:
     (written,) = outcomes
-    assert isinstance(written, Written)
+    assert isinstance(written, Written) and isinstance(written.job, Job)
     return Answer(201, _encode(to_job(job_row(written.job, written.position))))
 
 
