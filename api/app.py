@@ -26,7 +26,7 @@ from api.history import HISTORY_HANDLERS
 from api.jobs import JobsController
 from api.limits import RequestLimits
 from api.metrics import Metrics
-from api.middleware import RequestMiddleware
+from api.middleware import RequestLayer
 from api.parts import STATE_KEY, Parts, parts_of
 from api.problems import internal_error, problem_plugin
 from api.ratelimit import STATE_KEY as RATE_LIMITER
@@ -97,7 +97,7 @@ def create_app(settings: Settings, *, hot_path: bool = True) -> Litestar:
         """The query service, once the read models include the read's `min_position`."""
         return parts_of(request.app.state).queries
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             JobsController,
             EventsController,
@@ -112,13 +112,6 @@ def create_app(settings: Settings, *, hot_path: bool = True) -> Litestar:
         ],
         lifespan=[lifespan],
         state=State({RATE_LIMITER: rate_limiter(settings)}),
-        middleware=[
-            RequestMiddleware(
-                metrics,
-                RequestLimits(settings.max_header_bytes, settings.request_timeout),
-                hot=hot_path,
-            )
-        ],
         dependencies={
             "caller": Provide(provide_caller),
             "writer": Provide(provide_writer),
@@ -139,3 +132,6 @@ def create_app(settings: Settings, *, hot_path: bool = True) -> Litestar:
         ),
         debug=False,
     )
+    limits = RequestLimits(settings.max_header_bytes, settings.request_timeout)
+    RequestLayer(metrics, limits, hot=hot_path).around(app)
+    return app

@@ -19,12 +19,13 @@ queued, its body replayed to the route as it came.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl
 
 import msgspec
 from eventsourcing.persistence import IntegrityError
+from litestar._asgi.utils import is_valid_host
 
 from api.auth import JOB_ID, PRINCIPAL_STATE, WRITERS, bearer_token
 from api.consistency import POSITION_STATE
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 LIST_ROUTE: Final = "/api/v1/jobs"
 JOB_ROUTE: Final = "/api/v1/jobs/{job_id}"
+_JOBS_BELOW: Final = "/api/v1/jobs/"
 EVENTS_ROUTE: Final = "/api/v1/jobs/{job_id}/events"
 STATS_ROUTE: Final = "/api/v1/stats"
 _GROUP_BY_ONLY: Final = re.compile(rb"^(?:group_by=[a-z_,]{1,64})?$")
@@ -67,20 +69,56 @@ Hot = Callable[["Scope", "Receive", "Send"], Awaitable["Receive | None"]]
 """Answers a request (None), or gives the `receive` its route is to read the body from."""
 
 
-def hot_for(scope: HTTPScope) -> Hot | None:
-    """The hot path for the request, if it may have one (its route is resolved)."""
-    route, method = scope.get("path_template"), scope["method"]
-    if route == STATS_ROUTE and method == "GET":
-        return answer_stats if _GROUP_BY_ONLY.match(scope["query_string"]) else None
-    if route == LIST_ROUTE and method == "GET":
-        return answer_list
-    if scope["query_string"]:
-        return None
-    if route == JOB_ROUTE and method == "GET":
-        return answer_job
-    if route == EVENTS_ROUTE and method == "POST":
-        return record_event
-    return None
+class HotRoutes:
+    """Which hot route a request takes, routed as Litestar's router routes it: the path
+    exactly (no root path, no trailing slash), a valid Host, and a job id that no static
+    route beside `{job_id}` spells (`/api/v1/jobs/running` is the running set's)."""
+
+    def __init__(self, static: frozenset[str]) -> None:
+        self.static = static
+        """The names of static routes beside `/api/v1/jobs/{job_id}`."""
+
+    @classmethod
+    def of(cls, paths: Iterable[str]) -> HotRoutes:
+        """The hot routes of an app with routes at `paths` (Litestar's route paths)."""
+        below = [path.split("/")[4] for path in paths if path.startswith(_JOBS_BELOW)]
+        return cls(frozenset(name for name in below if not name.startswith("{")))
+
+    def resolve(self, scope: HTTPScope) -> Hot | None:
+        """The hot path for the request, if it may have one; its route is then filled in
+        (`path_template`, `path_params`) as the router would."""
+        if scope.get("root_path") or not _valid_host(scope):
+            return None
+        path, method, query = scope["path"], scope["method"], scope["query_string"]
+        params: dict[str, str] = {}
+        if path == LIST_ROUTE:
+            hot, route = (answer_list if method == "GET" else None), LIST_ROUTE
+        elif path == STATS_ROUTE:
+            quick = method == "GET" and _GROUP_BY_ONLY.match(query) is not None
+            hot, route = (answer_stats if quick else None), STATS_ROUTE
+        else:
+            parts = path.split("/")
+            job_id = parts[4] if len(parts) in (5, 6) and path.startswith(_JOBS_BELOW) else ""
+            if not job_id or job_id in self.static or query:
+                return None
+            if len(parts) == 5:
+                hot, route = (answer_job if method == "GET" else None), JOB_ROUTE
+            else:
+                quick = parts[5] == "events" and method == "POST"
+                hot, route = (record_event if quick else None), EVENTS_ROUTE
+            params = {"job_id": job_id}
+        if hot is not None:
+            scope["path_template"] = route
+            scope["path_params"] = params
+        return hot
+
+
+def _valid_host(scope: HTTPScope) -> bool:
+    """Litestar's own check of the Host header (it answers 400 to one it refuses)."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return is_valid_host(value)
+    return True
 
 
 async def answer_job(scope: Scope, receive: Receive, send: Send) -> Receive | None:

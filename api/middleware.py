@@ -1,4 +1,4 @@
-"""The one ASGI layer every routed HTTP request passes: limits, then metrics and access log.
+"""The one ASGI layer every HTTP request passes: limits, then metrics and access log.
 
 One plain callable rather than a Litestar `ASGIMiddleware` each: every layer costs a
 call, a wrapped `send` and Litestar's bypass checks per request, and this work is the
@@ -18,13 +18,21 @@ from api import hot_path
 from api.access_log import log_request
 from api.limits import RequestLimits, answer
 from api.metrics import UNROUTED, Metrics
+from api.problems import failure
 
 if TYPE_CHECKING:
+    from litestar import Litestar
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class RequestMiddleware:
-    """Litestar middleware (`middleware=[RequestMiddleware(metrics, limits)]`)."""
+class RequestLayer:
+    """Limits, metrics and the access log around the app's own handling of a request
+    (`RequestLayer(metrics, limits).around(app)`).
+
+    It stands where Litestar calls its exception handling and router, so a request the
+    hot path answers (`api.hot_path`) skips them, the route's middleware stack and their
+    wrappers of `send`: a third of a job read's CPU over HTTP (BENCHMARKS.md).
+    """
 
     def __init__(self, metrics: Metrics, limits: RequestLimits, hot: bool = True) -> None:
         self.metrics = metrics
@@ -32,10 +40,15 @@ class RequestMiddleware:
         self.hot = hot
         """Whether plain job reads and events take `api.hot_path` (tests compare answers)."""
 
-    def __call__(self, app: ASGIApp) -> ASGIApp:
-        metrics, limits, hot = self.metrics, self.limits, self.hot
+    def around(self, app: Litestar) -> None:
+        """Put this layer between `app` and its exception handling, router and routes."""
+        routes = hot_path.HotRoutes.of(route.path for route in app.routes) if self.hot else None
+        app.asgi_handler = self.wrap(app.asgi_handler, routes)
 
-        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+    def wrap(self, app: ASGIApp, routes: hot_path.HotRoutes | None) -> ASGIApp:
+        metrics, limits = self.metrics, self.limits
+
+        async def layer(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
@@ -61,8 +74,17 @@ class RequestMiddleware:
                 try:
                     async with limit:
                         to_route: Receive | None = receive
-                        if hot and (quick := hot_path.hot_for(scope)) is not None:
-                            to_route = await quick(scope, receive, sending)
+                        if routes is not None and (quick := routes.resolve(scope)) is not None:
+                            try:
+                                to_route = await quick(scope, receive, sending)
+                            except Exception as error:
+                                # Outside Litestar's exception handling: answered as it would.
+                                if started:
+                                    raise
+                                problem = failure(scope, error)
+                                status = problem.status
+                                await answer(send, scope, problem)
+                                return
                         if to_route is not None:
                             await app(scope, to_route, sending)
                 except TimeoutError:
@@ -78,4 +100,4 @@ class RequestMiddleware:
                 metrics.observe(method, route, status, seconds)
                 log_request(scope, status, seconds)
 
-        return middleware
+        return layer

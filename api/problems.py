@@ -49,6 +49,7 @@ from ledger.idempotency import Answer
 
 if TYPE_CHECKING:
     from litestar import Request
+    from litestar.types import Scope
 
 log = logging.getLogger("api")
 
@@ -405,21 +406,19 @@ def problem_plugin() -> ProblemDetailsPlugin:
 
 def internal_error(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
     """The answer to an unexpected error: logged with the request id, no internals sent."""
+    return failure(request.scope, error).response()
+
+
+def failure(scope: Scope, error: Exception) -> Problem:
+    """The problem an unexpected error is answered with, logged with the request id."""
     problem = problem_of(error)
+    method, path, request_id = scope.get("method"), scope.get("path"), request_id_of(scope)
     if problem.status == 503:
         log.warning(
-            "database unavailable in %s %s (request %s): %s",
-            request.method,
-            request.url.path,
-            request_id_of(request.scope),
-            error,
+            "database unavailable in %s %s (request %s): %s", method, path, request_id, error
         )
-        return problem.response()
-    log.error(
-        "unexpected error in %s %s (request %s)",
-        request.method,
-        request.url.path,
-        request_id_of(request.scope),
-        exc_info=error,
-    )
-    return problem.response()
+    else:
+        log.error(
+            "unexpected error in %s %s (request %s)", method, path, request_id, exc_info=error
+        )
+    return problem

@@ -370,3 +370,31 @@ async def test_other_callers_lists_are_left_to_the_route(
     answered = await answer(client, "/api/v1/jobs", headers[who])
     assert taken == [False]
     assert answered == await answer(routed, "/api/v1/jobs", headers[who])
+
+
+@pytest.mark.parametrize(
+    "url, headers",
+    [
+        ("/api/v1/jobs/running", {}),  # the running set's route, though a job has that id
+        ("/api/v1/jobs/r-1/", {}),
+        ("/api/v1/jobs/", {}),
+        ("/api/v1/stats/", {}),
+        ("/api/v1/jobs/r-1", {"Host": "bad host!"}),
+    ],
+)
+async def test_a_path_is_routed_as_litestar_routes_it(
+    client: Client,
+    routed: Client,
+    writer: Headers,
+    taken: list[bool],
+    url: str,
+    headers: Headers,
+) -> None:
+    await create(client, writer, id="running")
+    await create(client, writer, id="r-1")
+    done = await event(client, writer, "r-1", "started")
+    await settled([client, routed], writer, done["position"])
+    taken.clear()
+    answered = await answer(client, url, {**writer, **headers})
+    assert taken == []
+    assert answered == await answer(routed, url, {**writer, **headers})

@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from api.limits import RequestLimits
 from api.metrics import Metrics
-from api.middleware import RequestMiddleware
+from api.middleware import RequestLayer
 from ledger.settings import Settings
 from tests.api.helpers import ADMIN, assert_problem
 
@@ -84,9 +84,8 @@ async def test_a_stream_once_begun_is_not_cut_by_the_timeout() -> None:
         await asyncio.sleep(2)
         return "late"
 
-    app = Litestar(
-        [stream, slow], middleware=[RequestMiddleware(Metrics(), RequestLimits(16384, 0.5))]
-    )
+    app = Litestar([stream, slow])
+    RequestLayer(Metrics(), RequestLimits(16384, 0.5)).around(app)
     async with AsyncTestClient(app) as client:
         streamed = await client.get("/stream")
         assert streamed.status_code == 200
