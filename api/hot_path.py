@@ -40,7 +40,7 @@ from api.writes import render_recorded
 from ledger.commands import Context
 from ledger.errors import LedgerError
 from ledger.tokens import Principal, Role
-from projections.rows import JobQuery, StatsQuery, StatsResult
+from projections.rows import JobQuery, StatsQuery
 
 if TYPE_CHECKING:
     from litestar.types import HTTPScope, Receive, ReceiveMessage, Scope, Send
@@ -67,6 +67,8 @@ _CONDITIONS: Final = frozenset({KEY_HEADER.lower().encode(), b"if-match"})
 
 Hot = Callable[["Scope", "Receive", "Send"], Awaitable["Receive | None"]]
 """Answers a request (None), or gives the `receive` its route is to read the body from."""
+Read = tuple[bytes, list[tuple[bytes, bytes]]]
+"""A plain read's answer: its JSON body and the headers beside the routed Response's."""
 
 
 class HotRoutes:
@@ -123,29 +125,34 @@ def _valid_host(scope: HTTPScope) -> bool:
 
 async def answer_job(scope: Scope, receive: Receive, send: Send) -> Receive | None:
     """`GET /api/v1/jobs/{id}`."""
-    try:
-        job = await _plain_job(scope)
-    except Exception:  # not found, deleted, the database: the route says which, as documented
-        return receive
-    if job is None:
-        return receive
-    await _answer(send, 200, _encode(job), [(b"etag", b'"%d"' % job.version)])
-    return None
+    return await _read(_plain_job(scope), receive, send)
 
 
 async def answer_list(scope: Scope, receive: Receive, send: Send) -> Receive | None:
     """`GET /api/v1/jobs` with plain filters, page size and cursor."""
+    return await _read(_plain_list(scope), receive, send)
+
+
+async def answer_stats(scope: Scope, receive: Receive, send: Send) -> Receive | None:
+    """`GET /api/v1/stats`, grouped by default or by a plain `group_by`."""
+    return await _read(_plain_stats(scope), receive, send)
+
+
+async def _read(plain: Awaitable[Read | None], receive: Receive, send: Send) -> Receive | None:
+    """Send a plain read's answer, or leave the request to its route (`plain` gave None,
+    or raised: a value refused, a job not found or deleted, the database; the route says
+    which, as documented)."""
     try:
-        listed = await _plain_list(scope)
-    except Exception:  # a value refused, the database: the route says which, as documented
+        read = await plain
+    except Exception:
         return receive
-    if listed is None:
+    if read is None:
         return receive
-    await _answer(send, 200, listed, [])
+    await _answer(send, 200, *read)
     return None
 
 
-async def _plain_list(scope: Scope) -> bytes | None:
+async def _plain_list(scope: Scope) -> Read | None:
     parts, principal = await _caller(scope, _READERS)
     if parts is None or principal is None:
         return None
@@ -154,7 +161,7 @@ async def _plain_list(scope: Scope) -> bytes | None:
         return None
     queries = parts.queries
     scope["state"][POSITION_STATE] = await queries.recent_position()
-    return _encode(job_list(await queries.list_jobs(query, Job)))
+    return _encode(job_list(await queries.list_jobs(query, Job))), []
 
 
 def list_query(raw: bytes, tenant: str | None) -> JobQuery | None:
@@ -187,19 +194,7 @@ def list_query(raw: bytes, tenant: str | None) -> JobQuery | None:
     )
 
 
-async def answer_stats(scope: Scope, receive: Receive, send: Send) -> Receive | None:
-    """`GET /api/v1/stats`, grouped by default or by a plain `group_by`."""
-    try:
-        stats = await _plain_stats(scope)
-    except Exception:  # a key refused, the database: the route says which, as documented
-        return receive
-    if stats is None:
-        return receive
-    await _answer(send, 200, _encode(stats), [])
-    return None
-
-
-async def _plain_stats(scope: Scope) -> StatsResult | None:
+async def _plain_stats(scope: Scope) -> Read | None:
     parts, principal = await _caller(scope, _READERS)
     if parts is None or principal is None:
         return None
@@ -207,10 +202,10 @@ async def _plain_stats(scope: Scope) -> StatsResult | None:
     query = StatsQuery(tenant=principal.tenant, group_by=group_keys(raw or DEFAULT_GROUPS))
     queries = parts.queries
     scope["state"][POSITION_STATE] = await queries.recent_position()
-    return await queries.stats(query)
+    return _encode(await queries.stats(query)), []
 
 
-async def _plain_job(scope: Scope) -> Job | None:
+async def _plain_job(scope: Scope) -> Read | None:
     parts, principal = await _caller(scope, _READERS)
     job_id = scope["path_params"]["job_id"]
     if parts is None or principal is None or not JOB_ID.match(job_id):
@@ -218,7 +213,8 @@ async def _plain_job(scope: Scope) -> Job | None:
     assert principal.tenant is not None
     queries = parts.queries
     scope["state"][POSITION_STATE] = await queries.recent_position()
-    return to_job(await queries.get_job(principal.tenant, job_id))
+    job = to_job(await queries.get_job(principal.tenant, job_id))
+    return _encode(job), [(b"etag", b'"%d"' % job.version)]
 
 
 async def record_event(scope: Scope, receive: Receive, send: Send) -> Receive | None:
