@@ -31,7 +31,7 @@ class RequestLayer:
 
     It stands where Litestar calls its exception handling and router, so a request the
     hot path answers (`api.hot_path`) skips them, the route's middleware stack and their
-    wrappers of `send`: a third of a job read's CPU over HTTP (BENCHMARKS.md).
+    wrappers of `send`: a sixth of a job read's server CPU over HTTP (BENCHMARKS.md).
     """
 
     def __init__(self, metrics: Metrics, limits: RequestLimits, hot: bool = True) -> None:
