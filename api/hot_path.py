@@ -34,7 +34,7 @@ from api.jobs import job_list
 from api.params import DEFAULT_FIRST, MAX_CURSOR, MAX_FIRST, MAX_MOMENT, job_query
 from api.parts import STATE_KEY, Parts
 from api.request_id import request_id_of
-from api.schemas import Job, JobEvent, to_command, to_job
+from api.schemas import JobEvent, to_command, to_job
 from api.stats import DEFAULT_GROUPS, group_keys
 from api.writes import render_recorded
 from ledger.commands import Context
@@ -161,7 +161,7 @@ async def _plain_list(scope: Scope) -> Read | None:
         return None
     queries = parts.queries
     scope["state"][POSITION_STATE] = await queries.recent_position()
-    return _encode(job_list(await queries.list_jobs(query, Job))), []
+    return _encode(job_list(await queries.list_jobs(query))), []
 
 
 def list_query(raw: bytes, tenant: str | None) -> JobQuery | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import msgspec
 from litestar import Controller, Request, Response
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -37,9 +38,10 @@ def job_headers(job: Job) -> dict[str, str]:
     return {"ETag": f'"{job.version}"'}
 
 
-def job_list(page: JobPage[Job]) -> JobList:
+def job_list(page: JobPage[msgspec.Raw]) -> JobList:
     info = PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
-    return JobList(jobs=page.jobs, page_info=info)
+    # Each job is its stored body, a Job's JSON, which msgspec writes out as it is.
+    return JobList(jobs=cast("list[Job]", page.jobs), page_info=info)
 
 
 class JobsController(Controller):
@@ -79,7 +81,7 @@ class JobsController(Controller):
         )
         if as_of is not None:
             return await jobs_as_of(request, caller, query, as_of)
-        return job_list(await queries.list_jobs(query, Job))
+        return job_list(await queries.list_jobs(query))
 
     @get("/running", guards=[may_read], responses=READ_PROBLEMS)
     async def running_jobs(

@@ -16,7 +16,7 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from api.schemas import Job, RunningJob
+from api.schemas import RunningJob
 from bench.http import Connection, Reply
 from bench.load import closed_loop, paced
 from bench.service import Service, ledger_command
@@ -372,14 +372,14 @@ def _constant(path: str) -> Callable[[int], str]:
 
 
 def _listing(queries: JobQueryService, query: JobQuery) -> Callable[[], Awaitable[object]]:
-    return lambda: queries.list_jobs(query, Job)
+    return lambda: queries.list_jobs(query)
 
 
 async def _cursor_of_page(queries: JobQueryService, page: int) -> str:
     """The cursor that starts page `page` (or the last page, if there are fewer)."""
     after = ""
     for _ in range(page - 1):
-        result = await queries.list_jobs(JobQuery(tenant=TENANT, after=after or None), Job)
+        result = await queries.list_jobs(JobQuery(tenant=TENANT, after=after or None))
         if not result.has_next_page or result.end_cursor is None:
             break
         after = result.end_cursor

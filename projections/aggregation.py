@@ -18,6 +18,7 @@ from projections.conditions import (
     quoted_name,
     where_sql,
 )
+from projections.rows import JOB_COLUMNS
 
 
 class GroupKey(msgspec.Struct, frozen=True):
@@ -153,7 +154,7 @@ def _stage_sql(stage: Stage, source: str, params: Params, first: bool) -> str:
 def aggregation_sql(query: JobAggregation, params: Params) -> tuple[str, str]:
     """The aggregation's statement and the expression giving each result as JSON."""
     where = where_sql(query.tenant, query.all_of, query.any_of, query.keyword, params)
-    source = f"SELECT * FROM jobs WHERE {where}"
+    source = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}"
     if query.distinct is not None:
         expr, _ = field_expr(query.distinct)
         sql = (

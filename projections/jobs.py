@@ -40,6 +40,7 @@ from projections.tracking import (
     utc,
     utc_or_none,
 )
+from projections.views import job_body
 
 if TYPE_CHECKING:
     from psycopg import Cursor
@@ -52,13 +53,14 @@ TYPES: Final = (
     "text", "text", "text", "text", "text", "int4", "text", "int8", "int8", "int8", "int8",
     "int8", "timestamptz", "timestamptz", "int8", "timestamptz", "timestamptz", "text", "jsonb",
     "jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "text", "int4", "int4", "text", "int4", "int8",
+    "bytea",
 )  # fmt: skip
-"""The `jobs` column types in COLUMNS order, for binary COPY."""
+"""The `jobs` column types in COLUMNS order and then `body`'s, for binary COPY."""
 DELETED: Final = JobStatus.DELETED.value
 
 SELECT_JOBS: Final = select_by_keys("jobs", COLUMNS)
 SELECT_TOMBSTONES: Final = select_by_keys("deleted_jobs", ("tenant", "id"))
-JOBS: Final = BulkTable("jobs", COLUMNS, TYPES)
+JOBS: Final = BulkTable("jobs", (*COLUMNS, "body"), TYPES)
 DELETE_JOBS: Final = SQL(f"DELETE FROM jobs WHERE {KEYS}")
 INSERT_TOMBSTONES: Final = SQL(
     "INSERT INTO deleted_jobs (tenant, id, version, position, deleted_at) "
@@ -68,8 +70,9 @@ INSERT_TOMBSTONES: Final = SQL(
 
 
 def row_from_record(record: DictRow) -> JobRow:
-    """A JobRow from a `jobs` record, times in UTC as the events have them."""
-    row = JobRow(**record)
+    """A JobRow from a `jobs` record (its body left out), times in UTC as the events have
+    them."""
+    row = JobRow(**{name: record[name] for name in COLUMNS})
     row.start_time = utc_or_none(row.start_time)
     row.end_time = utc_or_none(row.end_time)
     row.created_at = utc(row.created_at)
@@ -86,6 +89,11 @@ def stored_row(record: DictRow) -> Row:
     for index in (CREATED_AT, UPDATED_AT):
         row[index] = utc(row[index])
     return row
+
+
+def with_body(row: Row) -> list[object]:
+    """The row's values and then its body: the job's answer (`views.job_body`)."""
+    return [*row, job_body(JobRow(*row))]
 
 
 def fold(rows: dict[str, Row], gone: set[str], batch: Batch) -> dict[str, Row]:
@@ -144,9 +152,9 @@ class JobsView(TrackedView):
             else:
                 (kept if sid in stored else added).append(row)
         if added:
-            JOBS.insert(curs, added)
+            JOBS.insert(curs, map(with_body, added))
         if kept:
-            JOBS.upsert(curs, kept)
+            JOBS.upsert(curs, map(with_body, kept))
         if deleted:
             curs.execute(DELETE_JOBS, ([r[TENANT] for r in deleted], [r[ID] for r in deleted]))
             curs.execute(

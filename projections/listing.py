@@ -21,8 +21,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Final
 
-from projections.rows import JobRow
-from projections.views import CURSOR_KEY, JOB_VIEW, view_columns
+from projections.rows import JOB_COLUMNS
+from projections.views import CURSOR_KEY
 
 SELECT_JOBS_PAGE: Final = "SELECT {columns} FROM jobs WHERE {where} ORDER BY {order} LIMIT {limit}"
 SELECT_PAGE_OF_PARTS: Final = (
@@ -39,10 +39,10 @@ SELECT_EACH: Final = (
     "SELECT {columns} FROM unnest(${values}::text[]) AS wanted(value) "
     "CROSS JOIN LATERAL ({page}) AS one ORDER BY {order} LIMIT {limit}"
 )
-# The page as the API shows it, each row followed by its list key for the page's cursor.
-SELECT_VIEW: Final = "SELECT {view}, {key} FROM ({page}) AS page ORDER BY {order}"
+# The page as the API shows it: each job's body and then its list key for the page's cursor.
+SELECT_BODIES: Final = "SELECT body, {key} FROM ({page}) AS page ORDER BY {order}"
 EACH: Final = {"statuses": "status = wanted.value", "job_types": "job_type = wanted.value"}
-COLUMNS: Final = ", ".join(JobRow.__struct_fields__)
+COLUMNS: Final = f"{JOB_COLUMNS}, body"
 # Newest first by (created_at, id); across tenants the tenant breaks ties.
 ORDER_OF_TENANT: Final = "created_at DESC, id DESC"
 ORDER_ALL: Final = "created_at DESC, id DESC, tenant DESC"
@@ -80,12 +80,10 @@ def one_plan_serves(shape: tuple[str, ...]) -> bool:
 
 
 @lru_cache(maxsize=512)
-def job_view_sql(shape: tuple[str, ...], limit: int) -> str:
-    """job_page_sql's page, each job as `views.JOB_VIEW` and then `views.CURSOR_KEY`."""
+def job_bodies_sql(shape: tuple[str, ...], limit: int) -> str:
+    """job_page_sql's page, each job as its `body` and then `views.CURSOR_KEY`."""
     order = ORDER_OF_TENANT if "tenant" in shape else ORDER_ALL
-    return SELECT_VIEW.format(
-        view=view_columns(JOB_VIEW), key=CURSOR_KEY, page=job_page_sql(shape, limit), order=order
-    )
+    return SELECT_BODIES.format(key=CURSOR_KEY, page=job_page_sql(shape, limit), order=order)
 
 
 @lru_cache(maxsize=512)

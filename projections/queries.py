@@ -14,8 +14,9 @@ import msgspec
 from ledger.errors import InvalidCommand, JobGone, JobNotFound
 from ledger.settings import Settings, parse_database_url
 from projections.cursors import decode_cursor, encode_cursor_at
-from projections.listing import job_view_sql, one_plan_serves
+from projections.listing import job_bodies_sql, one_plan_serves
 from projections.rows import (
+    JOB_COLUMNS,
     DurationStats,
     JobPage,
     JobQuery,
@@ -25,7 +26,7 @@ from projections.rows import (
     StatsResult,
 )
 from projections.tracking import PROJECTIONS_CHANNEL
-from projections.views import JOB_VIEW, RUNNING_VIEW, view_columns
+from projections.views import RUNNING_VIEW, job_body, view_columns
 
 V = TypeVar("V")
 
@@ -36,8 +37,11 @@ POLL: Final = 0.25
 RECENT: Final = 0.1
 """How old a position `recent_position` answers with may be, in seconds."""
 
-JOB_COLUMNS: Final = ", ".join(JobRow.__struct_fields__)
 SELECT_JOB: Final = f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND id = $2"
+SELECT_JOBS: Final = (
+    f"SELECT {JOB_COLUMNS} FROM jobs JOIN unnest($1::text[], $2::text[]) AS k (tenant, id)"
+    " USING (tenant, id)"
+)
 SELECT_DELETED: Final = "SELECT 1 FROM deleted_jobs WHERE tenant = $1 AND id = $2"
 RUNNING_COLUMNS: Final = view_columns(RUNNING_VIEW)
 SELECT_RUNNING: Final = (
@@ -123,9 +127,9 @@ class JobQueryService:
         await self.pages.close()
         await self.pool.close()
 
-    async def list_jobs(self, query: JobQuery, view: Callable[..., V]) -> JobPage[V]:
-        """Newest first by (created_at, id); keyset pagination. Each job is
-        `view(*fields)`, its fields those of `views.JOB_VIEW` in that order.
+    async def list_jobs(self, query: JobQuery) -> JobPage[msgspec.Raw]:
+        """Newest first by (created_at, id); keyset pagination. Each job is its body:
+        the JSON `GET /api/v1/jobs/{id}` answers (`views.job_body`).
 
         A bad cursor raises InvalidCommand('after', ...).
         """
@@ -151,16 +155,32 @@ class JobQueryService:
                 params.append(after.tenant)
         pool = self.pages if one_plan_serves(key := tuple(shape)) else self.pool
         # One more than the page says whether there is a next page.
-        rows = await pool.fetch(job_view_sql(key, query.first + 1), *params)
-        fields = len(JOB_VIEW)
-        jobs = [view(*r[:fields]) for r in rows[: query.first]]
-        # The last job's key follows its fields: (microseconds, id, tenant).
-        last = rows[len(jobs) - 1][fields:] if jobs else None
+        rows = await pool.fetch(job_bodies_sql(key, query.first + 1), *params)
+        page = rows[: query.first]
+        bodies = [r[0] for r in page]
+        if None in bodies:
+            bodies = await self._render_missing(page)
+        # Each job's list key follows its body: (microseconds, id, tenant).
+        last = page[-1][1:] if page else None
         return JobPage(
-            jobs=jobs,
+            jobs=[msgspec.Raw(body) for body in bodies],
             has_next_page=len(rows) > query.first,
             end_cursor=encode_cursor_at(*last) if last else None,
         )
+
+    async def _render_missing(self, page: list[asyncpg.Record]) -> list[bytes]:
+        """The page's bodies, those not yet written (rows of an older release, until their
+        job's next change or a rebuild) rendered from their rows."""
+        missing = [(r[3], r[2]) for r in page if r[0] is None]  # (tenant, id)
+        tenants, ids = [t for t, _ in missing], [i for _, i in missing]
+        rows = await self.pool.fetch(SELECT_JOBS, tenants, ids)
+        rendered = {(row.tenant, row.id): job_body(row) for row in (JobRow(*r) for r in rows)}
+        # A job deleted since the page was read has left it.
+        return [
+            body
+            for r in page
+            if (body := r[0] if r[0] is not None else rendered.get((r[3], r[2]))) is not None
+        ]
 
     async def get_job(self, tenant: str, job_id: str) -> JobRow:
         """The job's row; JobNotFound if never created, JobGone if deleted."""

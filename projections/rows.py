@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 
@@ -50,6 +50,10 @@ class JobRow(msgspec.Struct):
     version: int
     position: int
     """Global position of the job's last event."""
+
+
+JOB_COLUMNS: Final = ", ".join(JobRow.__struct_fields__)
+"""The `jobs` columns a JobRow holds, in its order: every column but the job's `body`."""
 
 
 def job_row(job: Job, position: int) -> JobRow:

@@ -143,6 +143,27 @@ def test_a_read_model_row_that_differs_from_a_replay_is_named(
     ), done.stdout
 
 
+def test_a_job_body_that_differs_from_its_row_is_named(
+    settings: Settings, ledger: JobLedger
+) -> None:
+    positions = lifecycle(ledger, "a")
+    lifecycle(ledger, "b")
+    catch_up(settings)
+    assert execute(settings, "UPDATE jobs SET body = NULL WHERE id = 'b'") == 1  # not yet written
+    assert not verify(settings, ledger.mapper, row_checks()).problems
+    execute(
+        settings,
+        "UPDATE jobs SET body = convert_to(replace(convert_from(body, 'UTF8'), "
+        "'\"progress\":100', '\"progress\":99'), 'UTF8') WHERE id = 'a'",
+    )
+
+    report = verify(settings, ledger.mapper, row_checks())
+
+    assert [str(p) for p in report.problems] == [
+        f"job acme/a version 4 position {positions[3]}: jobs body: not the row's job"
+    ]
+
+
 def test_every_read_model_drift_is_found(settings: Settings, ledger: JobLedger) -> None:
     lifecycle(ledger, "a")
     ledger.create_job("acme", NewJob(job_id="b", job_type="x"), CTX)

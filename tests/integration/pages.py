@@ -6,7 +6,17 @@ import msgspec
 
 from api.schemas import Job
 from projections.queries import JobQueryService
-from projections.rows import JobQuery
+from projections.rows import JobPage, JobQuery
+
+
+async def list_page(queries: JobQueryService, query: JobQuery) -> JobPage[Job]:
+    """A page of the list, each job decoded from the body the list serves."""
+    page = await queries.list_jobs(query)
+    return JobPage(
+        jobs=[msgspec.json.decode(body, type=Job) for body in page.jobs],
+        has_next_page=page.has_next_page,
+        end_cursor=page.end_cursor,
+    )
 
 
 async def every_page(queries: JobQueryService, query: JobQuery) -> list[str]:
@@ -14,7 +24,7 @@ async def every_page(queries: JobQueryService, query: JobQuery) -> list[str]:
     found: list[str] = []
     after = None
     while True:
-        page = await queries.list_jobs(msgspec.structs.replace(query, after=after), Job)
+        page = await list_page(queries, msgspec.structs.replace(query, after=after))
         found += [f"{job.tenant}/{job.id}" for job in page.jobs]
         if not page.has_next_page:
             return found

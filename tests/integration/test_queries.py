@@ -8,16 +8,19 @@ from datetime import timedelta
 
 import pytest
 
-from api.schemas import Job, RunningJob, iso, to_job
+from api.schemas import RunningJob, iso, to_job
 from ledger.application import JobLedger
 from ledger.commands import Cancel, Delete, NewJob, RecordProgress, Start
 from ledger.errors import InvalidCommand, JobGone, JobNotFound
+from ledger.migrate import migrate
 from ledger.settings import Settings
 from projections.cursors import Cursor, encode_cursor
 from projections.pump import catch_up
 from projections.queries import JobQueryService
 from projections.rows import JobQuery, StatsQuery
 from projections.runner import ProjectionsRunner
+from projections.views import job_body
+from tests.integration.pages import list_page
 from tests.property.dated import at, dated_job
 from tests.property.replay import connect, expected_rows, projected_rows, replayed_jobs
 from tests.property.workload import CTX
@@ -66,7 +69,7 @@ async def test_list_filters_by_type_status_and_tenant(
     catch_up(settings)
 
     async def ids(**filters: object) -> list[str]:
-        page = await queries.list_jobs(JobQuery(first=100, **filters), Job)  # type: ignore[arg-type]
+        page = await list_page(queries, JobQuery(first=100, **filters))  # type: ignore[arg-type]
         return [j.id for j in page.jobs]
 
     assert await ids(tenant="acme") == [f"a-{n}" for n in reversed(range(6))]
@@ -89,7 +92,7 @@ async def test_dates_select_by_start_time_and_leave_out_unstarted_jobs(
     catch_up(settings)
 
     async def ids(**dates: object) -> set[str]:
-        page = await queries.list_jobs(JobQuery(tenant="acme", **dates), Job)  # type: ignore[arg-type]
+        page = await list_page(queries, JobQuery(tenant="acme", **dates))  # type: ignore[arg-type]
         return {j.id for j in page.jobs}
 
     assert await ids() == {"early", "exact", "late", "unstarted"}
@@ -110,7 +113,7 @@ async def test_pages_miss_and_repeat_nothing_while_jobs_are_added(
     after = None
     pages = 0
     while True:
-        page = await queries.list_jobs(JobQuery(tenant="acme", first=7, after=after), Job)
+        page = await list_page(queries, JobQuery(tenant="acme", first=7, after=after))
         seen += [j.id for j in page.jobs]
         pages += 1
         new(ledger, "acme", f"late-{pages}")  # newer than every page already served
@@ -132,7 +135,7 @@ async def test_pages_across_every_tenant_keep_the_order(
     seen: list[tuple[str, str]] = []
     after = None
     while True:
-        page = await queries.list_jobs(JobQuery(tenant=None, first=3, after=after), Job)
+        page = await list_page(queries, JobQuery(tenant=None, first=3, after=after))
         seen += [(j.tenant, j.id) for j in page.jobs]
         if not page.has_next_page:
             break
@@ -149,15 +152,15 @@ async def test_pages_across_every_tenant_keep_the_order(
 )
 async def test_a_bad_cursor_is_refused_as_after(queries: JobQueryService, cursor: str) -> None:
     with pytest.raises(InvalidCommand) as refused:
-        await queries.list_jobs(JobQuery(tenant="acme", after=cursor), Job)
+        await list_page(queries, JobQuery(tenant="acme", after=cursor))
     assert refused.value.field == "after"
 
 
 async def test_listed_jobs_are_the_api_jobs_of_their_rows(
     settings: Settings, ledger: JobLedger, queries: JobQueryService
 ) -> None:
-    # The list reads jobs as the API shows them, timestamps formatted by PostgreSQL; each
-    # must equal the API's job built in Python from the job's row, to the millisecond.
+    # The list serves each job's body, written by the projection; each must equal the API's
+    # job built from the job's row as it stands, to the millisecond.
     last_us = timedelta(microseconds=999_999)
     dated_job(ledger, "acme", "dated", created=at(0) + last_us, started=at(1) + last_us,
               ended=at(2, ms=1) + timedelta(microseconds=500), outcome="failed")  # fmt: skip
@@ -168,7 +171,7 @@ async def test_listed_jobs_are_the_api_jobs_of_their_rows(
     new(ledger, "acme", "pending")
     new(ledger, "globex", "theirs")
     catch_up(settings)
-    page = await queries.list_jobs(JobQuery(tenant=None), Job)
+    page = await list_page(queries, JobQuery(tenant=None))
     assert len(page.jobs) == 5
     for job in page.jobs:
         assert job == to_job(await queries.get_job(job.tenant, job.id))
@@ -177,6 +180,55 @@ async def test_listed_jobs_are_the_api_jobs_of_their_rows(
     for job_id, run in running.items():
         job = to_job(await queries.get_job("acme", job_id))
         assert run == RunningJob(job.id, job.job_type, job.status, job.progress, job.start_time)
+
+
+async def test_a_page_renders_bodies_not_yet_written_and_never_serves_a_stale_one(
+    settings: Settings, ledger: JobLedger, queries: JobQueryService
+) -> None:
+    for n in range(4):
+        new(ledger, "acme", f"j-{n}")
+    ledger.record("acme", "j-1", Start(), CTX)
+    catch_up(settings)
+    served = await list_page(queries, JobQuery(tenant="acme"))
+    with connect(settings) as conn:
+        # A row an older release wrote: no body.
+        conn.execute("UPDATE jobs SET body = NULL WHERE id = 'j-0'")
+        # A row an older release moved on without a new body: the database clears it.
+        conn.execute(
+            "UPDATE jobs SET progress = 5, version = version + 1, position = position + 100"
+            " WHERE id = 'j-1'"
+        )
+        missing = conn.execute("SELECT id, body IS NULL AS missing FROM jobs").fetchall()
+        bodies = {r["id"]: r["missing"] for r in missing}
+    assert bodies == {"j-0": True, "j-1": True, "j-2": False, "j-3": False}
+    page = await list_page(queries, JobQuery(tenant="acme", first=3))
+    rows = projected_rows(settings)
+    assert page.jobs == [to_job(rows["acme", f"j-{n}"]) for n in (3, 2, 1)]
+    assert page.jobs[2].progress == 5
+    assert (await list_page(queries, JobQuery(tenant="acme"))).jobs[3] == served.jobs[3]
+
+
+def test_migrate_gives_an_older_jobs_table_its_bodies_column(
+    settings: Settings, ledger: JobLedger
+) -> None:
+    new(ledger, "acme", "old")
+    catch_up(settings)
+    with connect(settings) as conn:
+        conn.execute("DROP TRIGGER jobs_clear_stale_body ON jobs")
+        conn.execute("ALTER TABLE jobs DROP COLUMN body")
+    migrate(settings)
+    migrate(settings)  # again: nothing to do
+    with connect(settings) as conn:
+        assert conn.execute("SELECT body FROM jobs").fetchall() == [{"body": None}]
+        triggers = conn.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'jobs'::regclass AND NOT tgisinternal"
+        ).fetchall()
+    assert triggers == [{"tgname": "jobs_clear_stale_body"}]
+    ledger.record("acme", "old", Start(), CTX)
+    catch_up(settings)
+    with connect(settings) as conn:
+        body = conn.execute("SELECT body FROM jobs").fetchone()
+    assert body is not None and body["body"] == job_body(projected_rows(settings)["acme", "old"])
 
 
 async def test_running_set_is_per_tenant_and_newest_start_first(
@@ -295,5 +347,5 @@ async def test_stats_never_read_the_jobs_table(
 @pytest.mark.parametrize("first", [0, -1, 1001])
 async def test_a_page_size_out_of_range_is_refused(queries: JobQueryService, first: int) -> None:
     with pytest.raises(InvalidCommand) as refused:
-        await queries.list_jobs(JobQuery(tenant="acme", first=first), Job)
+        await list_page(queries, JobQuery(tenant="acme", first=first))
     assert refused.value.field == "first"

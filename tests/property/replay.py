@@ -16,6 +16,7 @@ from ledger.domain import FINISHED, Job, JobStatus
 from ledger.settings import Settings
 from projections.jobs import row_from_record
 from projections.rows import JobRow, job_row
+from projections.views import job_body
 
 Key = tuple[str, str]
 StatsKey = tuple[str, str, str, date]
@@ -93,6 +94,12 @@ def projected_rows(settings: Settings) -> dict[Key, JobRow]:
         }
 
 
+def projected_bodies(settings: Settings) -> dict[Key, bytes]:
+    """Each job's body as the list serves it."""
+    with connect(settings) as conn:
+        return {(r["tenant"], r["id"]): r["body"] for r in conn.execute("SELECT * FROM jobs")}
+
+
 def projected_deleted(settings: Settings) -> set[Key]:
     with connect(settings) as conn:
         return {(r["tenant"], r["id"]) for r in conn.execute("SELECT * FROM deleted_jobs")}
@@ -124,7 +131,9 @@ def projected_stats(settings: Settings) -> dict[StatsKey, StatsValue]:
 def assert_projections_match_replay(settings: Settings, ledger: JobLedger) -> None:
     """Every read model equals what a fresh replay of the log gives."""
     replayed = replayed_jobs(settings, ledger)
-    assert projected_rows(settings) == expected_rows(replayed)
+    expected = expected_rows(replayed)
+    assert projected_rows(settings) == expected
+    assert projected_bodies(settings) == {key: job_body(row) for key, row in expected.items()}
     assert projected_deleted(settings) == expected_deleted(replayed)
     assert projected_running(settings) == expected_running(replayed)
     assert projected_stats(settings) == expected_stats(replayed)
