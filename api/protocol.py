@@ -9,6 +9,7 @@ as h11 does with the same setting.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
@@ -20,8 +21,6 @@ from api.request_id import HEADER as REQUEST_ID_HEADER
 from api.request_id import new_request_id
 
 if TYPE_CHECKING:
-    import asyncio
-
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
@@ -44,6 +43,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.max_head_bytes = config.h11_max_incomplete_event_size or DEFAULT_MAX_HEAD_BYTES
         self.reading_head = True
         self.head_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(JoinedWrites(transport, self.loop))
 
     def data_received(self, data: bytes) -> None:
         if self.reading_head:
@@ -86,3 +88,77 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         )
         self.transport.write(b"".join([*head, body]))
         self.transport.close()
+
+
+class JoinedWrites(asyncio.Transport):
+    """A transport whose writes made in one step of the event loop leave in one send.
+
+    uvicorn writes an answer's head when the app starts it and its body when the app sends
+    it, one system call each, and the client is woken for each; the app sends both in the
+    same step. A write is held until the next one, which goes out joined to it at once,
+    or until the step ends.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.transport = transport
+        self.loop = loop
+        self.held: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.held is None:
+            self.held = bytes(data)
+            self.loop.call_soon(self.flush)
+        else:
+            held, self.held = self.held, None
+            self.transport.write(held + data)
+
+    def flush(self) -> None:
+        if self.held is not None:
+            held, self.held = self.held, None
+            self.transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.held = None
+        self.transport.abort()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self.transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self.transport.can_write_eof()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self.transport.is_reading()
+
+    def get_write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() + len(self.held or b"")
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.transport.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self.transport.get_write_buffer_limits()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.transport.get_protocol()
