@@ -38,14 +38,13 @@ from projections.conditions import (
     page_sql,
     where_sql,
 )
-from projections.rows import JobRow
+from projections.rows import JOB_COLUMNS, JobRow
 
 __all__ = [
     "MAX_LIMIT", "Aggregate", "AggregationResult", "Condition", "CountStage", "Group",
     "GroupKey", "JobAggregation", "JobSearch", "JobSearchService", "LimitStage",
     "ProjectStage", "SearchPage", "SkipStage", "SortKey", "SortStage", "Stage", "minutes_left",
 ]  # fmt: skip
-COLUMNS = ", ".join(JobRow.__struct_fields__)
 
 
 class JobSearch(msgspec.Struct, kw_only=True, frozen=True):
@@ -94,7 +93,7 @@ class JobSearchService:
                 if search.rows:
                     page = page_sql(search.offset, search.limit, params)
                     rows = await conn.fetch(
-                        f"SELECT {COLUMNS} FROM jobs WHERE {where} "
+                        f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} "
                         f"ORDER BY {order_sql(search.sort)}{page}",
                         *params.values,
                     )
