@@ -53,14 +53,15 @@ TYPES: Final = (
     "text", "text", "text", "text", "text", "int4", "text", "int8", "int8", "int8", "int8",
     "int8", "timestamptz", "timestamptz", "int8", "timestamptz", "timestamptz", "text", "jsonb",
     "jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "text", "int4", "int4", "text", "int4", "int8",
-    "bytea",
+    "bytea", "int4",
 )  # fmt: skip
-"""The `jobs` column types in COLUMNS order and then `body`'s, for binary COPY."""
+"""The `jobs` column types in COLUMNS order and then those of `body` and `body_version`,
+for binary COPY."""
 DELETED: Final = JobStatus.DELETED.value
 
 SELECT_JOBS: Final = select_by_keys("jobs", COLUMNS)
 SELECT_TOMBSTONES: Final = select_by_keys("deleted_jobs", ("tenant", "id"))
-JOBS: Final = BulkTable("jobs", (*COLUMNS, "body"), TYPES)
+JOBS: Final = BulkTable("jobs", (*COLUMNS, "body", "body_version"), TYPES)
 DELETE_JOBS: Final = SQL(f"DELETE FROM jobs WHERE {KEYS}")
 INSERT_TOMBSTONES: Final = SQL(
     "INSERT INTO deleted_jobs (tenant, id, version, position, deleted_at) "
@@ -92,8 +93,9 @@ def stored_row(record: DictRow) -> Row:
 
 
 def with_body(row: Row) -> list[object]:
-    """The row's values and then its body: the job's answer (`views.job_body`)."""
-    return [*row, job_body(JobRow(*row))]
+    """The row's values, its body (the job's answer: `views.job_body`) and the version the
+    body shows."""
+    return [*row, job_body(JobRow(*row)), row[VERSION]]
 
 
 def fold(rows: dict[str, Row], gone: set[str], batch: Batch) -> dict[str, Row]:

@@ -39,10 +39,14 @@ SELECT_EACH: Final = (
     "SELECT {columns} FROM unnest(${values}::text[]) AS wanted(value) "
     "CROSS JOIN LATERAL ({page}) AS one ORDER BY {order} LIMIT {limit}"
 )
-# The page as the API shows it: each job's body and then its list key for the page's cursor.
-SELECT_BODIES: Final = "SELECT body, {key} FROM ({page}) AS page ORDER BY {order}"
+# The page as the API shows it: each job's body (NULL when not written for the row's version)
+# and then its list key for the page's cursor.
+SELECT_BODIES: Final = (
+    "SELECT CASE WHEN body_version = version THEN body END, {key} FROM ({page}) AS page"
+    " ORDER BY {order}"
+)
 EACH: Final = {"statuses": "status = wanted.value", "job_types": "job_type = wanted.value"}
-COLUMNS: Final = f"{JOB_COLUMNS}, body"
+COLUMNS: Final = f"{JOB_COLUMNS}, body, body_version"
 # Newest first by (created_at, id); across tenants the tenant breaks ties.
 ORDER_OF_TENANT: Final = "created_at DESC, id DESC"
 ORDER_ALL: Final = "created_at DESC, id DESC, tenant DESC"

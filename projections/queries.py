@@ -169,8 +169,8 @@ class JobQueryService:
         )
 
     async def _render_missing(self, page: list[asyncpg.Record]) -> list[bytes]:
-        """The page's bodies, those not yet written (rows of an older release, until their
-        job's next change or a rebuild) rendered from their rows."""
+        """The page's bodies, those not written for their row's version (by an older
+        release, until the job's next change or a rebuild) rendered from their rows."""
         missing = [(r[3], r[2]) for r in page if r[0] is None]  # (tenant, id)
         tenants, ids = [t for t, _ in missing], [i for _, i in missing]
         rows = await self.pool.fetch(SELECT_JOBS, tenants, ids)

@@ -32,32 +32,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     version           integer     NOT NULL,
     position          bigint      NOT NULL,  -- global position of the job's last event
     body              bytea,  -- the job's JSON as the API answers it (projections/views.py)
+    body_version      integer,  -- the version the body shows; served only while = version
     PRIMARY KEY (tenant, id)
 );
 
--- Tables made before bodies were kept get the column; their rows' bodies come with each
--- job's next change or a rebuild, and a page renders a missing one from the columns.
--- (Checked first: ALTER TABLE would lock the table even when the column is there.)
+-- Tables made before bodies were kept get the columns; their rows' bodies come with each
+-- job's next change or a rebuild, and a page renders a missing one from the columns. A
+-- writer that moves a row on without a new body (a projection of an older release, during
+-- an upgrade) leaves body_version behind, so that body is not served either.
+-- (Checked first: ALTER TABLE would lock the table even when the columns are there.)
 DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'jobs'::regclass
-                   AND attname = 'body' AND NOT attisdropped) THEN
-        ALTER TABLE jobs ADD COLUMN body bytea;
-    END IF;
-END $$;
-
--- A writer that moves a row on without a new body (a projection of an older release, during
--- an upgrade) clears the body, so that a body older than its row is never served.
-CREATE OR REPLACE FUNCTION jobs_clear_stale_body() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    NEW.body := NULL;
-    RETURN NEW;
-END $$;
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = 'jobs'::regclass
-                   AND tgname = 'jobs_clear_stale_body') THEN
-        CREATE TRIGGER jobs_clear_stale_body BEFORE UPDATE ON jobs FOR EACH ROW
-            WHEN (NEW.version <> OLD.version AND NEW.body IS NOT DISTINCT FROM OLD.body)
-            EXECUTE FUNCTION jobs_clear_stale_body();
+                   AND attname = 'body_version' AND NOT attisdropped) THEN
+        ALTER TABLE jobs ADD COLUMN IF NOT EXISTS body bytea,
+                         ADD COLUMN body_version integer;
     END IF;
 END $$;
 

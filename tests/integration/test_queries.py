@@ -192,15 +192,16 @@ async def test_a_page_renders_bodies_not_yet_written_and_never_serves_a_stale_on
     served = await list_page(queries, JobQuery(tenant="acme"))
     with connect(settings) as conn:
         # A row an older release wrote: no body.
-        conn.execute("UPDATE jobs SET body = NULL WHERE id = 'j-0'")
-        # A row an older release moved on without a new body: the database clears it.
+        conn.execute("UPDATE jobs SET body = NULL, body_version = NULL WHERE id = 'j-0'")
+        # A row an older release moved on without a new body: its body is of the version before.
         conn.execute(
             "UPDATE jobs SET progress = 5, version = version + 1, position = position + 100"
             " WHERE id = 'j-1'"
         )
-        missing = conn.execute("SELECT id, body IS NULL AS missing FROM jobs").fetchall()
-        bodies = {r["id"]: r["missing"] for r in missing}
-    assert bodies == {"j-0": True, "j-1": True, "j-2": False, "j-3": False}
+        stale = conn.execute(
+            "SELECT id FROM jobs WHERE body_version IS DISTINCT FROM version ORDER BY id"
+        ).fetchall()
+    assert [r["id"] for r in stale] == ["j-0", "j-1"]
     page = await list_page(queries, JobQuery(tenant="acme", first=3))
     rows = projected_rows(settings)
     assert page.jobs == [to_job(rows["acme", f"j-{n}"]) for n in (3, 2, 1)]
@@ -208,27 +209,25 @@ async def test_a_page_renders_bodies_not_yet_written_and_never_serves_a_stale_on
     assert (await list_page(queries, JobQuery(tenant="acme"))).jobs[3] == served.jobs[3]
 
 
-def test_migrate_gives_an_older_jobs_table_its_bodies_column(
+def test_migrate_gives_an_older_jobs_table_its_bodies_columns(
     settings: Settings, ledger: JobLedger
 ) -> None:
     new(ledger, "acme", "old")
     catch_up(settings)
     with connect(settings) as conn:
-        conn.execute("DROP TRIGGER jobs_clear_stale_body ON jobs")
-        conn.execute("ALTER TABLE jobs DROP COLUMN body")
+        conn.execute("ALTER TABLE jobs DROP COLUMN body, DROP COLUMN body_version")
     migrate(settings)
     migrate(settings)  # again: nothing to do
     with connect(settings) as conn:
-        assert conn.execute("SELECT body FROM jobs").fetchall() == [{"body": None}]
-        triggers = conn.execute(
-            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'jobs'::regclass AND NOT tgisinternal"
-        ).fetchall()
-    assert triggers == [{"tgname": "jobs_clear_stale_body"}]
+        assert conn.execute("SELECT body, body_version FROM jobs").fetchall() == [
+            {"body": None, "body_version": None}
+        ]
     ledger.record("acme", "old", Start(), CTX)
     catch_up(settings)
     with connect(settings) as conn:
-        body = conn.execute("SELECT body FROM jobs").fetchone()
-    assert body is not None and body["body"] == job_body(projected_rows(settings)["acme", "old"])
+        stored = conn.execute("SELECT body, body_version FROM jobs").fetchone()
+    row = projected_rows(settings)["acme", "old"]
+    assert stored == {"body": job_body(row), "body_version": 2}
 
 
 async def test_running_set_is_per_tenant_and_newest_start_first(

@@ -97,7 +97,10 @@ def projected_rows(settings: Settings) -> dict[Key, JobRow]:
 def projected_bodies(settings: Settings) -> dict[Key, bytes]:
     """Each job's body as the list serves it."""
     with connect(settings) as conn:
-        return {(r["tenant"], r["id"]): r["body"] for r in conn.execute("SELECT * FROM jobs")}
+        return {
+            (r["tenant"], r["id"]): r["body"] if r["body_version"] == r["version"] else None
+            for r in conn.execute("SELECT * FROM jobs")
+        }
 
 
 def projected_deleted(settings: Settings) -> set[Key]:
