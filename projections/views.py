@@ -6,8 +6,9 @@ the row. A list page then reads one column per job and joins the bodies, instead
 thirty columns of fifty rows, building fifty structs and encoding them again: half the
 server's and PostgreSQL's work per page.
 
-A view is the tuple of its fields, in the order the answer's struct declares them; a
-timestamp field is formatted, every other field is the column of its name.
+The running set is still read answer-shaped: RUNNING_VIEW is the tuple of its fields, in
+the order its struct declares them; a timestamp field is formatted by PostgreSQL, every
+other field is the column of its name.
 """
 
 from __future__ import annotations
@@ -66,9 +67,6 @@ class Job(Struct):
     position: int
     """The global position of the job's last event."""
 
-
-JOB_VIEW: Final = Job.__struct_fields__
-"""The native API's job, field by field."""
 
 RUNNING_VIEW: Final = ("id", "job_type", "status", "progress", "start_time")
 """A job of the running set (`api.schemas.RunningJob`)."""
