@@ -34,7 +34,7 @@ from api.jobs import job_list
 from api.params import DEFAULT_FIRST, MAX_CURSOR, MAX_FIRST, MAX_MOMENT, job_query
 from api.parts import STATE_KEY, Parts
 from api.request_id import request_id_of
-from api.schemas import JobEvent, to_command, to_job
+from api.schemas import JobEvent, to_command
 from api.stats import DEFAULT_GROUPS, group_keys
 from api.writes import render_recorded
 from ledger.commands import Context
@@ -213,8 +213,8 @@ async def _plain_job(scope: Scope) -> Read | None:
     assert principal.tenant is not None
     queries = parts.queries
     scope["state"][POSITION_STATE] = await queries.recent_position()
-    job = to_job(await queries.get_job(principal.tenant, job_id))
-    return _encode(job), [(b"etag", b'"%d"' % job.version)]
+    body, version = await queries.get_job_body(principal.tenant, job_id)
+    return body, [(b"etag", b'"%d"' % version)]
 
 
 async def record_event(scope: Scope, receive: Receive, send: Send) -> Receive | None:

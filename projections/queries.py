@@ -42,6 +42,10 @@ SELECT_JOBS: Final = (
     f"SELECT {JOB_COLUMNS} FROM jobs JOIN unnest($1::text[], $2::text[]) AS k (tenant, id)"
     " USING (tenant, id)"
 )
+SELECT_JOB_BODY: Final = (
+    "SELECT CASE WHEN body_version = version THEN body END, version"
+    " FROM jobs WHERE tenant = $1 AND id = $2"
+)
 SELECT_DELETED: Final = "SELECT 1 FROM deleted_jobs WHERE tenant = $1 AND id = $2"
 RUNNING_COLUMNS: Final = view_columns(RUNNING_VIEW)
 SELECT_RUNNING: Final = (
@@ -194,6 +198,18 @@ class JobQueryService:
             if await conn.fetchval(SELECT_DELETED, tenant, job_id):
                 raise JobGone(job_id)
         raise JobNotFound(job_id)
+
+    async def get_job_body(self, tenant: str, job_id: str) -> tuple[bytes, int]:
+        """The job's answer as stored (`views.job_body`) and its version; rendered from its
+        row if its body was not written for that version. JobNotFound, JobGone as get_job."""
+        if "\x00" in tenant or "\x00" in job_id:
+            raise JobNotFound(job_id)
+        async with self.pool.acquire() as conn:
+            stored = await conn.fetchrow(SELECT_JOB_BODY, tenant, job_id)
+        if stored is None or stored[0] is None:
+            row = await self.get_job(tenant, job_id)
+            return job_body(row), row.version
+        return stored[0], stored[1]
 
     async def running_jobs(
         self, tenant: str | None, view: Callable[..., V], limit: int = 1000

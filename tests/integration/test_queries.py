@@ -47,15 +47,18 @@ async def test_get_job_answers_the_row_then_gone_after_delete(
     row = await queries.get_job("acme", "j-1")
     assert row == expected_rows(replayed_jobs(settings, ledger))[("acme", "j-1")]
     assert (row.status, row.progress, row.current_step, row.version) == ("running", 40, "copy", 3)
-    with pytest.raises(JobNotFound):
-        await queries.get_job("acme", "never")
-    with pytest.raises(JobNotFound):
-        await queries.get_job("globex", "j-1")  # another tenant's job is unknown here
+    assert await queries.get_job_body("acme", "j-1") == (job_body(row), 3)
+    for read in (queries.get_job, queries.get_job_body):
+        with pytest.raises(JobNotFound):
+            await read("acme", "never")
+        with pytest.raises(JobNotFound):
+            await read("globex", "j-1")  # another tenant's job is unknown here
     ledger.record("acme", "j-1", Cancel(), CTX)
     ledger.record("acme", "j-1", Delete(), CTX)
     catch_up(settings)
-    with pytest.raises(JobGone):
-        await queries.get_job("acme", "j-1")
+    for read in (queries.get_job, queries.get_job_body):
+        with pytest.raises(JobGone):
+            await read("acme", "j-1")
 
 
 async def test_list_filters_by_type_status_and_tenant(
@@ -206,6 +209,10 @@ async def test_a_page_renders_bodies_not_yet_written_and_never_serves_a_stale_on
     rows = projected_rows(settings)
     assert page.jobs == [to_job(rows["acme", f"j-{n}"]) for n in (3, 2, 1)]
     assert page.jobs[2].progress == 5
+    # A job read serves the same: rendered from its row where its body is not the row's.
+    for n in range(4):
+        row = rows["acme", f"j-{n}"]
+        assert await queries.get_job_body("acme", f"j-{n}") == (job_body(row), row.version)
     assert (await list_page(queries, JobQuery(tenant="acme"))).jobs[3] == served.jobs[3]
 
 
