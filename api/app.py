@@ -16,7 +16,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 
 from api.auth import provide_caller
-from api.consistency import echo_position, provide_read_position
+from api.consistency import provide_read_position
 from api.dashboard import DASHBOARD_ROUTES
 from api.dialects import DIALECT_HANDLERS
 from api.events import EventsController
@@ -31,7 +31,6 @@ from api.parts import STATE_KEY, Parts, parts_of
 from api.problems import internal_error, problem_plugin
 from api.ratelimit import STATE_KEY as RATE_LIMITER
 from api.ratelimit import rate_limiter
-from api.request_id import echo_request_id
 from api.stats import job_stats
 from api.writes import provide_writer
 from ledger.application import JobLedger
@@ -121,7 +120,6 @@ def create_app(settings: Settings, *, hot_path: bool = True) -> Litestar:
         plugins=[problem_plugin()],
         # 500 by status too, so Litestar's own server errors are logged like ours.
         exception_handlers={Exception: internal_error, 500: internal_error},
-        before_send=[echo_request_id, echo_position],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Job Ledger",

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import Annotated, Any, Final
 
 from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from api.auth import Caller
-from api.headers import put_header
 from api.parts import parts_of
 from api.problems import NotReady
-
-if TYPE_CHECKING:
-    from litestar.types import Message, Scope
 
 POSITION_HEADER: Final = "X-Ledger-Position"
 POSITION_STATE: Final = "ledger_read_position"
@@ -55,11 +51,3 @@ async def provide_read_position(
         reached = await queries.position()
     request.scope.setdefault("state", {})[POSITION_STATE] = reached
     return reached
-
-
-async def echo_position(message: Message, scope: Scope) -> None:
-    """A before_send hook: a read's answer says which log position it reflects at least."""
-    if message["type"] == "http.response.start":
-        reached = scope.get("state", {}).get(POSITION_STATE)
-        if reached is not None:
-            put_header(message, b"x-ledger-position", str(reached))

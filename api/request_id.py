@@ -6,10 +6,8 @@ import random
 import re
 from typing import TYPE_CHECKING, Final
 
-from api.headers import put_header
-
 if TYPE_CHECKING:
-    from litestar.types import Message, Scope
+    from litestar.types import Scope
 
 HEADER: Final = "X-Request-ID"
 _VALID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -38,9 +36,3 @@ def new_request_id() -> str:
     lose the interpreter lock to the write threads, for a switch interval, on every request.
     """
     return f"req-{random.getrandbits(64):016x}"
-
-
-async def echo_request_id(message: Message, scope: Scope) -> None:
-    """A before_send hook: every answer, errors included, carries the request id."""
-    if message["type"] == "http.response.start":
-        put_header(message, b"x-request-id", request_id_of(scope))
