@@ -275,11 +275,20 @@ async def load_jobs(base_url: str, token: str, count: int) -> tuple[int, float]:
     return last, time.perf_counter() - started
 
 
+Reads = list[tuple[Run, Run]]
+"""Rounds of one read: (over HTTP, the same query in-process) each."""
+
+
 async def read_latencies(
-    service: Service, token: str, seconds: float, spread: list[list[int]] | None = None
-) -> list[tuple[str, Run, Run]]:
-    """(name, over HTTP, same query in-process) for each read the issue names; `spread`
-    gets the readers' connections held by each worker in each read."""
+    service: Service,
+    token: str,
+    seconds: float,
+    rounds: int = 1,
+    spread: list[list[int]] | None = None,
+) -> list[tuple[str, Reads]]:
+    """(name, rounds) for each read the issue names, each round the read over HTTP and
+    then the same query in-process; `spread` gets the readers' connections held by each
+    worker in each HTTP round."""
     settings = Settings(
         database_url=service.env["LEDGER_DATABASE_URL"],
         database_schema=service.env["LEDGER_DATABASE_SCHEMA"],
@@ -288,7 +297,8 @@ async def read_latencies(
     try:
         page_100 = await _cursor_of_page(queries, 100)
         total = await _job_count(queries)
-        cases = [
+        ids = [f"job-{n:08d}" for n in range(total)]
+        lists = [
             ("GET /api/v1/jobs (first page)", "/api/v1/jobs", JobQuery(tenant=TENANT)),
             (
                 "GET /api/v1/jobs?status=running",
@@ -311,25 +321,33 @@ async def read_latencies(
                 JobQuery(tenant=TENANT, after=page_100 or None),
             ),
         ]
-        results = []
-        for name, path, query in cases:
-            http = await _http_reads(service, token, seconds, _constant(path), spread)
-            base = await _direct_reads(seconds, _listing(queries, query))
-            results.append((name, http, base))
-        ids = [f"job-{n:08d}" for n in range(total)]
-        http = await _http_reads(
-            service, token, seconds, lambda _n: f"/api/v1/jobs/{random.choice(ids)}", spread
-        )
-        base = await _direct_reads(seconds, lambda: queries.get_job(TENANT, random.choice(ids)))
-        results.append(("GET /api/v1/jobs/{id}", http, base))
-        http = await _http_reads(service, token, seconds, lambda _n: "/api/v1/jobs/running", spread)
-        base = await _direct_reads(seconds, lambda: queries.running_jobs(TENANT, RunningJob))
-        results.append(("GET /api/v1/jobs/running", http, base))
         stats_path = "/api/v1/stats?group_by=status,job_type"
-        http = await _http_reads(service, token, seconds, lambda _n: stats_path, spread)
         stats_query = StatsQuery(tenant=TENANT, group_by=("status", "job_type"))
-        base = await _direct_reads(seconds, lambda: queries.stats(stats_query))
-        results.append(("GET /api/v1/stats?group_by=status,job_type", http, base))
+        cases: list[tuple[str, Callable[[int], str], Callable[[], Awaitable[object]]]] = [
+            *((name, _constant(path), _listing(queries, query)) for name, path, query in lists),
+            (
+                "GET /api/v1/jobs/{id}",
+                lambda _n: f"/api/v1/jobs/{random.choice(ids)}",
+                lambda: queries.get_job_body(TENANT, random.choice(ids)),
+            ),
+            (
+                "GET /api/v1/jobs/running",
+                _constant("/api/v1/jobs/running"),
+                lambda: queries.running_jobs(TENANT, RunningJob),
+            ),
+            (
+                "GET /api/v1/stats?group_by=status,job_type",
+                _constant(stats_path),
+                lambda: queries.stats(stats_query),
+            ),
+        ]
+        results = []
+        for name, path_for, call in cases:
+            runs = []
+            for _ in range(rounds):
+                http = await _http_reads(service, token, seconds, path_for, spread)
+                runs.append((http, await _direct_reads(seconds, call)))
+            results.append((name, runs))
         return results
     finally:
         await queries.close()
