@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from api.problems import PROBLEM_JSON, Problem
-from api.request_id import HEADER as REQUEST_ID_HEADER
 from api.request_id import request_id_of
 
 if TYPE_CHECKING:
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 
 log: Final = logging.getLogger("api")
 _CONTENT_TYPE: Final = (b"content-type", PROBLEM_JSON.encode())
-_REQUEST_ID: Final = REQUEST_ID_HEADER.lower().encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +60,13 @@ def headers_too_large(detail: str) -> Problem:
     return Problem(431, "headers-too-large", "Headers too large", detail)
 
 
-async def answer(send: Send, scope: Scope, problem: Problem) -> None:
-    """Send `problem` as a whole response, below Litestar (so with its headers set here)."""
+async def answer(send: Send, problem: Problem) -> None:
+    """Send `problem` as a whole response, outside Litestar (so with its headers set here;
+    `send` is the layer's, which adds the request id)."""
     body = problem.answer().body
     headers = [
         _CONTENT_TYPE,
         (b"content-length", str(len(body)).encode()),
-        (_REQUEST_ID, request_id_of(scope).encode()),
         *((name.lower().encode(), value.encode()) for name, value in problem.headers.items()),
     ]
     await send({"type": "http.response.start", "status": problem.status, "headers": headers})

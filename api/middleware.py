@@ -72,7 +72,7 @@ class RequestLayer:
 
             try:
                 if (problem := limits.oversized(scope)) is not None:
-                    await answer(sending, scope, problem)
+                    await answer(sending, problem)
                     return
                 # asyncio.timeout's work without its object and context manager, which
                 # together with Litestar's before_send hooks took a fifth of the CPU of a
@@ -96,7 +96,7 @@ class RequestLayer:
                             # Outside Litestar's exception handling: answered as it would.
                             if started:
                                 raise
-                            await answer(sending, scope, failure(scope, error))
+                            await answer(sending, failure(scope, error))
                             return
                     if to_route is not None:
                         await app(scope, to_route, sending)
@@ -104,7 +104,7 @@ class RequestLayer:
                     # Ours to answer only if the deadline cancelled it, and it alone.
                     if not expired or started or task.uncancel() > cancelling:
                         raise
-                    await answer(sending, scope, limits.timed_out(scope))
+                    await answer(sending, limits.timed_out(scope))
                 finally:
                     deadline.cancel()
             finally:

@@ -25,6 +25,7 @@ from ledger.commands import (
 from ledger.domain import JsonObject
 from projections.rows import JobRow
 from projections.views import Job as Job
+from projections.views import RunningJob as RunningJob
 from projections.views import Timestamp as Timestamp
 from projections.views import iso as iso
 from projections.views import iso_or_none as iso_or_none
@@ -250,16 +251,6 @@ class JobProgress(Struct, kw_only=True):
     total_records: int | None
     elapsed_ms: int | None
     """Since the first start while running; the duration once ended; null before a start."""
-
-
-class RunningJob(Struct):
-    """A running job; its fields are `projections.views.RUNNING_VIEW`, in that order."""
-
-    id: str
-    job_type: str
-    status: str
-    progress: int
-    start_time: Timestamp | None
 
 
 class RunningJobs(Struct, kw_only=True):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Final, TypedDict, TypeVar
+from typing import Final, TypedDict
 
 import asyncpg
 import msgspec
@@ -26,9 +25,7 @@ from projections.rows import (
     StatsResult,
 )
 from projections.tracking import PROJECTIONS_CHANNEL
-from projections.views import RUNNING_VIEW, job_body, view_columns
-
-V = TypeVar("V")
+from projections.views import RUNNING_VIEW, job_body, view_json_sql
 
 MAX_PAGE: Final = 1000
 GROUP_KEYS: Final = ("status", "job_type", "day", "tenant")
@@ -47,15 +44,24 @@ SELECT_JOB_BODY: Final = (
     " FROM jobs WHERE tenant = $1 AND id = $2"
 )
 SELECT_DELETED: Final = "SELECT 1 FROM deleted_jobs WHERE tenant = $1 AND id = $2"
-RUNNING_COLUMNS: Final = view_columns(RUNNING_VIEW)
-SELECT_RUNNING: Final = (
-    f"SELECT {RUNNING_COLUMNS} FROM running_jobs WHERE status = 'running' "
-    "ORDER BY start_time DESC, id DESC, tenant DESC LIMIT $1"
+RUNNING_ORDER: Final = "start_time DESC, id DESC"
+RUNNING_JSON: Final = (
+    # Each job's stored body while it is the row's, else the same bytes written out here.
+    # The array's order is the aggregate's own: a subquery's is not promised to be kept.
+    "SELECT '['::bytea || coalesce(string_agg(CASE WHEN body_version = version THEN body"
+    " ELSE convert_to({job}, 'UTF8') END, ','::bytea ORDER BY {order}), ''::bytea)"
+    " || ']'::bytea FROM (SELECT tenant, {fields}, body, body_version, version"
+    " FROM running_jobs WHERE status = 'running'{where} ORDER BY {order} LIMIT {limit})"
+    " AS running"
 )
-SELECT_RUNNING_OF_TENANT: Final = (
-    f"SELECT {RUNNING_COLUMNS} FROM running_jobs WHERE status = 'running' AND tenant = $1 "
-    "ORDER BY start_time DESC, id DESC LIMIT $2"
-)
+SELECT_RUNNING: Final = RUNNING_JSON.format(
+    job=view_json_sql(RUNNING_VIEW), fields=", ".join(RUNNING_VIEW), where="",
+    order=f"{RUNNING_ORDER}, tenant DESC", limit="$1",
+)  # fmt: skip
+SELECT_RUNNING_OF_TENANT: Final = RUNNING_JSON.format(
+    job=view_json_sql(RUNNING_VIEW), fields=", ".join(RUNNING_VIEW), where=" AND tenant = $1",
+    order=RUNNING_ORDER, limit="$2",
+)  # fmt: skip
 SELECT_POSITION: Final = (
     "SELECT least("
     + ", ".join(
@@ -211,16 +217,14 @@ class JobQueryService:
             return job_body(row), row.version
         return stored[0], stored[1]
 
-    async def running_jobs(
-        self, tenant: str | None, view: Callable[..., V], limit: int = 1000
-    ) -> list[V]:
-        """The running set, newest start first; each job `view(*fields)`, its fields
-        those of `views.RUNNING_VIEW`."""
+    async def running_jobs(self, tenant: str | None, limit: int = 1000) -> bytes:
+        """The running set, newest start first, as the JSON array of its jobs (each a
+        `RunningJob`, its fields those of `views.RUNNING_VIEW`), made by PostgreSQL."""
         if tenant is None:
-            rows = await self.pool.fetch(SELECT_RUNNING, limit)
+            value: bytes = await self.pool.fetchval(SELECT_RUNNING, limit)
         else:
-            rows = await self.pool.fetch(SELECT_RUNNING_OF_TENANT, tenant, limit)
-        return [view(*r) for r in rows]
+            value = await self.pool.fetchval(SELECT_RUNNING_OF_TENANT, tenant, limit)
+        return value
 
     async def stats(self, query: StatsQuery) -> StatsResult:
         """Counts and durations from job_stats only (never scans jobs).

@@ -27,6 +27,7 @@ from projections.tracking import (
     utc,
     utc_or_none,
 )
+from projections.views import running_body
 
 if TYPE_CHECKING:
     from psycopg import Cursor
@@ -52,11 +53,12 @@ class Active(msgspec.Struct, frozen=True):
 COLUMNS: Final = Active.__struct_fields__
 TYPES: Final = (
     "text", "text", "text", "text", "int4", "text", "timestamptz", "timestamptz", "int4", "int4",
-    "int4",
+    "int4", "bytea", "int4",
 )  # fmt: skip
-"""The `running_jobs` column types in COLUMNS order, for binary COPY."""
+"""The `running_jobs` column types in COLUMNS order and then those of `body` and
+`body_version`, for binary COPY."""
 SELECT_ACTIVE: Final = select_by_keys("running_jobs", COLUMNS)
-RUNNING_JOBS: Final = BulkTable("running_jobs", COLUMNS, TYPES)
+RUNNING_JOBS: Final = BulkTable("running_jobs", (*COLUMNS, "body", "body_version"), TYPES)
 DELETE_ACTIVE: Final = SQL(f"DELETE FROM running_jobs WHERE {KEYS}")
 
 
@@ -133,6 +135,16 @@ def _(event: Job.Event, row: Active | None) -> Active | None:
 APPLY: Final = ByClass(apply.dispatch)
 
 
+def body_of(row: Active) -> bytes:
+    """The row's job as the running set lists it (`views.running_body`)."""
+    return running_body(row.id, row.job_type, row.status, row.progress, row.start_time)
+
+
+def with_body(row: Active) -> tuple[object, ...]:
+    """The row's values, its body and the version the body shows."""
+    return (*msgspec.structs.astuple(row), body_of(row), row.version)
+
+
 def fold(rows: dict[str, Active], batch: Batch) -> set[str]:
     """Apply the batch to `rows` (by stream id, removed jobs dropped); the streams changed."""
     changed: set[str] = set()
@@ -170,9 +182,9 @@ class RunningView(TrackedView):
         kept = [rows[sid] for sid in changed if sid in rows and sid in stored]
         removed = [sid for sid in changed if sid not in rows and sid in stored]
         if added:
-            RUNNING_JOBS.insert(curs, map(msgspec.structs.astuple, added))
+            RUNNING_JOBS.insert(curs, map(with_body, added))
         if kept:
-            RUNNING_JOBS.upsert(curs, map(msgspec.structs.astuple, kept))
+            RUNNING_JOBS.upsert(curs, map(with_body, kept))
         if removed:
             curs.execute(DELETE_ACTIVE, key_arrays(removed))
 

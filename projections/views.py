@@ -6,9 +6,11 @@ the row. A list page then reads one column per job and joins the bodies, instead
 thirty columns of fifty rows, building fifty structs and encoding them again: half the
 server's and PostgreSQL's work per page.
 
-The running set is still read answer-shaped: RUNNING_VIEW is the tuple of its fields, in
-the order its struct declares them; a timestamp field is formatted by PostgreSQL, every
-other field is the column of its name.
+The running set is kept the same way: each `running_jobs` row holds its job as the set
+lists it (`running_body`), and PostgreSQL joins up to a thousand of them into the
+answer's array, one value to read rather than a thousand records to decode and structs
+to encode again. A row without a body for its version is written out by PostgreSQL
+(`view_json_sql`) with the same bytes.
 """
 
 from __future__ import annotations
@@ -69,7 +71,19 @@ class Job(Struct):
 
 
 RUNNING_VIEW: Final = ("id", "job_type", "status", "progress", "start_time")
-"""A job of the running set (`api.schemas.RunningJob`)."""
+"""The fields of a job of the running set (`RunningJob`), in order."""
+
+
+class RunningJob(Struct):
+    """A job of the running set, as `GET /api/v1/jobs/running` lists it; its fields are
+    RUNNING_VIEW, in that order."""
+
+    id: str
+    job_type: str
+    status: str
+    progress: int
+    start_time: Timestamp | None
+
 
 CURSOR_KEY: Final = "(extract(epoch FROM created_at) * 1000000)::int8, id, tenant"
 """The list order's key of a row, for its page's cursor: creation time in microseconds
@@ -135,6 +149,13 @@ def job_body(row: JobRow) -> bytes:
     return _encoder.encode(to_job(row))
 
 
+def running_body(
+    job_id: str, job_type: str, status: str, progress: int, start_time: datetime | None
+) -> bytes:
+    """The job as the running set lists it: a `running_jobs` row's `body`."""
+    return _encoder.encode(RunningJob(job_id, job_type, status, progress, iso_or_none(start_time)))
+
+
 def iso_sql(column: str) -> str:
     """`column` (a timestamptz) as the API's ISO 8601 text; NULL stays NULL.
 
@@ -144,6 +165,13 @@ def iso_sql(column: str) -> str:
     return f"to_char({column} AT TIME ZONE 'UTC', '{ISO_MS}')"
 
 
-def view_columns(view: tuple[str, ...]) -> str:
-    """The select list that reads `view` from a table (or subquery) holding its columns."""
-    return ", ".join(iso_sql(name) if name in TIMESTAMPS else name for name in view)
+def view_json_sql(view: tuple[str, ...]) -> str:
+    """A text expression: the row's `view` as a JSON object, its fields in order and
+    without spaces, as msgspec writes the struct whose fields `view` names; a NULL
+    field is null, a timestamp is formatted as `iso` formats it."""
+    template = ",".join(f'"{name}":%s' for name in view)
+    values = ", ".join(
+        f"coalesce(to_json({iso_sql(name) if name in TIMESTAMPS else name})::text, 'null')"
+        for name in view
+    )
+    return f"format('{{{template}}}', {values})"

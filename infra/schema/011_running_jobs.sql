@@ -14,8 +14,21 @@ CREATE TABLE IF NOT EXISTS running_jobs (
     attempt      integer     NOT NULL,
     max_attempts integer     NOT NULL,
     version      integer     NOT NULL,
+    body         bytea,  -- the job as the running set lists it (projections/views.py)
+    body_version integer,  -- the version the body shows; served only while = version
     PRIMARY KEY (tenant, id)
 );
+
+-- Tables made before bodies were kept get the columns; a row without a body for its
+-- version is written out by the query instead (projections/queries.py).
+-- (Checked first: ALTER TABLE would lock the table even when the columns are there.)
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'running_jobs'::regclass
+                   AND attname = 'body_version' AND NOT attisdropped) THEN
+        ALTER TABLE running_jobs ADD COLUMN IF NOT EXISTS body bytea,
+                                 ADD COLUMN body_version integer;
+    END IF;
+END $$;
 
 CREATE INDEX IF NOT EXISTS running_jobs_tenant_start_time_idx
     ON running_jobs (tenant, start_time DESC, id DESC) WHERE status = 'running';

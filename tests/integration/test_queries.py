@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import msgspec
 import pytest
 
 from api.schemas import RunningJob, iso, to_job
@@ -24,6 +25,12 @@ from tests.integration.pages import list_page
 from tests.property.dated import at, dated_job
 from tests.property.replay import connect, expected_rows, projected_rows, replayed_jobs
 from tests.property.workload import CTX
+
+
+async def running_set(
+    queries: JobQueryService, tenant: str | None, limit: int = 1000
+) -> list[RunningJob]:
+    return msgspec.json.decode(await queries.running_jobs(tenant, limit), type=list[RunningJob])
 
 
 @pytest.fixture
@@ -178,7 +185,7 @@ async def test_listed_jobs_are_the_api_jobs_of_their_rows(
     assert len(page.jobs) == 5
     for job in page.jobs:
         assert job == to_job(await queries.get_job(job.tenant, job.id))
-    running = {r.id: r for r in await queries.running_jobs("acme", RunningJob)}
+    running = {r.id: r for r in await running_set(queries, "acme")}
     assert set(running) == {"early", "live"}
     for job_id, run in running.items():
         job = to_job(await queries.get_job("acme", job_id))
@@ -246,14 +253,42 @@ async def test_running_set_is_per_tenant_and_newest_start_first(
     dated_job(ledger, "acme", "pending", created=at(0))
     dated_job(ledger, "globex", "theirs", created=at(0), started=at(0, ms=30))
     catch_up(settings)
-    assert [r.id for r in await queries.running_jobs("acme", RunningJob)] == ["second", "first"]
-    every = await queries.running_jobs(None, RunningJob)
+    assert [r.id for r in await running_set(queries, "acme")] == ["second", "first"]
+    every = await running_set(queries, None)
     assert [r.id for r in every] == ["theirs", "second", "first"]
-    assert [r.id for r in await queries.running_jobs("acme", RunningJob, limit=1)] == ["second"]
-    (row,) = await queries.running_jobs("globex", RunningJob)
+    assert [r.id for r in await running_set(queries, "acme", limit=1)] == ["second"]
+    (row,) = await running_set(queries, "globex")
     assert (row.status, row.job_type, row.progress, row.start_time) == (
         "running", "sync", 0, iso(at(0, ms=30)),
     )  # fmt: skip
+
+
+async def test_the_running_set_writes_out_bodies_not_written_for_their_row(
+    settings: Settings, ledger: JobLedger, queries: JobQueryService
+) -> None:
+    for n in range(3):
+        dated_job(ledger, "acme", f"r-{n}", created=at(0), started=at(0, ms=n))
+    ledger.record("acme", "r-1", RecordProgress(progress=30, current_step="copy"), CTX)
+    catch_up(settings)
+    served = await queries.running_jobs("acme")
+    with connect(settings) as conn:
+        stored = conn.execute(
+            "SELECT id, body, body_version = version AS fresh FROM running_jobs ORDER BY id"
+        ).fetchall()
+        # A row an older release wrote: no body. One it moved on without a new body.
+        conn.execute("UPDATE running_jobs SET body = NULL, body_version = NULL WHERE id = 'r-0'")
+        conn.execute(
+            "UPDATE running_jobs SET progress = 60, version = version + 1 WHERE id = 'r-1'"
+        )
+    assert all(row["fresh"] for row in stored)
+    # Each job is its stored body, joined: the bytes msgspec writes for the set.
+    expected = [RunningJob(f"r-{n}", "sync", "running", 0, iso(at(0, ms=n))) for n in (2, 1, 0)]
+    expected[1].progress = 30
+    assert served == msgspec.json.encode(expected)
+    assert [r["body"] for r in stored] == [msgspec.json.encode(job) for job in expected[::-1]]
+    # Written out by PostgreSQL where the row has no body of its version, to the byte.
+    expected[1].progress = 60
+    assert await queries.running_jobs("acme") == msgspec.json.encode(expected)
 
 
 async def test_stats_group_and_select_days(

@@ -8,9 +8,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+import pytest
 from litestar import Litestar, get
 from litestar.response import Stream
 from litestar.testing import AsyncTestClient
+from litestar.types import Message
 
 from api.app import create_app
 from api.limits import RequestLimits
@@ -56,6 +58,7 @@ async def test_a_request_over_the_timeout_is_503_with_retry_after(settings: Sett
         took = time.monotonic() - began
         assert_problem(answer, 503, "request-timeout")
         assert answer.headers["retry-after"] == "1"
+        assert answer.headers["x-request-id"]
         assert took < 3
         assert (await client.get("/api/v1/jobs", headers=ADMIN)).status_code == 200
 
@@ -91,3 +94,35 @@ async def test_a_stream_once_begun_is_not_cut_by_the_timeout() -> None:
         assert streamed.status_code == 200
         assert streamed.text == "".join(f"tick {n}\n" for n in range(4))  # 1 s, past 0.5 s
         assert_problem(await client.get("/slow"), 503, "request-timeout")
+
+
+async def test_a_cancellation_not_the_timeouts_goes_on_unanswered() -> None:
+    # A client gone, or a server shutting down, cancels the request's task: that is not a
+    # timeout, and must not be answered as one.
+    @get("/slow")
+    async def slow() -> str:
+        await asyncio.sleep(2)
+        return "late"
+
+    app = Litestar([slow])
+    RequestLayer(Metrics(), RequestLimits(16384, 5)).around(app)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/slow", "raw_path": b"/slow", "root_path": "",
+        "query_string": b"", "headers": [(b"host", b"test")], "server": ("test", 80),
+        "client": ("127.0.0.1", 1), "state": {},
+    }  # fmt: skip
+    request = asyncio.create_task(app(scope, receive, send))  # type: ignore[arg-type]
+    await asyncio.sleep(0.2)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    assert sent == []
