@@ -3,11 +3,11 @@
 A routed handler pays for a Request object, its guard, its dependencies, the
 signature's parsing and a Response object: two thirds of the CPU of `GET
 /api/v1/jobs/{id}`, and half of `POST /api/v1/jobs/{id}/events` (BENCHMARKS.md). The
-plain form of these, of `GET /api/v1/jobs` and of `GET /api/v1/stats` (a bearer token
-of one tenant, no query string but a list's filters, page and cursor or a stats
-`group_by`, no conditional or idempotent write, no rate limit) is answered here from
-the same parts and with the same bytes; `tests/api/test_hot_path.py` holds the answers
-equal.
+plain form of these, of `GET /api/v1/jobs`, `GET /api/v1/jobs/running` and `GET
+/api/v1/stats` (a bearer token of one tenant, no query string but a list's filters, page
+and cursor or a stats `group_by`, no conditional or idempotent write, no rate limit) is
+answered here from the same parts and with the same bytes; `tests/api/test_hot_path.py`
+holds the answers equal.
 
 Anything else, and anything refused before the answer starts (a token unknown or
 revoked, a job not found, a body or transition refused, a job this process has not
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from litestar.types import HTTPScope, Receive, ReceiveMessage, Scope, Send
 
 LIST_ROUTE: Final = "/api/v1/jobs"
+RUNNING_ROUTE: Final = "/api/v1/jobs/running"
 JOB_ROUTE: Final = "/api/v1/jobs/{job_id}"
 _JOBS_BELOW: Final = "/api/v1/jobs/"
 EVENTS_ROUTE: Final = "/api/v1/jobs/{job_id}/events"
@@ -95,6 +96,8 @@ class HotRoutes:
         params: dict[str, str] = {}
         if path == LIST_ROUTE:
             hot, route = (answer_list if method == "GET" else None), LIST_ROUTE
+        elif path == RUNNING_ROUTE:
+            hot, route = (answer_running if method == "GET" and not query else None), RUNNING_ROUTE
         elif path == STATS_ROUTE:
             quick = method == "GET" and _GROUP_BY_ONLY.match(query) is not None
             hot, route = (answer_stats if quick else None), STATS_ROUTE
@@ -131,6 +134,11 @@ async def answer_job(scope: Scope, receive: Receive, send: Send) -> Receive | No
 async def answer_list(scope: Scope, receive: Receive, send: Send) -> Receive | None:
     """`GET /api/v1/jobs` with plain filters, page size and cursor."""
     return await _read(_plain_list(scope), receive, send)
+
+
+async def answer_running(scope: Scope, receive: Receive, send: Send) -> Receive | None:
+    """`GET /api/v1/jobs/running`."""
+    return await _read(_plain_running(scope), receive, send)
 
 
 async def answer_stats(scope: Scope, receive: Receive, send: Send) -> Receive | None:
@@ -192,6 +200,16 @@ def list_query(raw: bytes, tenant: str | None) -> JobQuery | None:
         first=int(first),
         after=scalars.get("after"),
     )
+
+
+async def _plain_running(scope: Scope) -> Read | None:
+    parts, principal = await _caller(scope, _READERS)
+    if parts is None or principal is None:
+        return None
+    queries = parts.queries
+    scope["state"][POSITION_STATE] = await queries.recent_position()
+    # As RunningJobs encodes: the array PostgreSQL joined, as it is.
+    return b'{"jobs":%s}' % await queries.running_jobs(principal.tenant), []
 
 
 async def _plain_stats(scope: Scope) -> Read | None:

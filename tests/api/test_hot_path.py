@@ -33,7 +33,7 @@ async def routed(settings: Settings) -> AsyncIterator[Client]:
 def taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Whether the hot path answered each request it was offered, in order."""
     answers: list[bool] = []
-    for name in ("answer_job", "answer_list", "record_event", "answer_stats"):
+    for name in ("answer_job", "answer_list", "record_event", "answer_stats", "answer_running"):
         hot = getattr(hot_path, name)
 
         async def spy(*args: Any, hot: Any = hot) -> Any:
@@ -271,6 +271,34 @@ async def test_stats_are_answered_as_the_route_answers_them(
     assert answered[0] == 200 or not hot
 
 
+@pytest.mark.parametrize("query, hot", [("", True), ("?min_position=1", False)])
+async def test_the_running_set_is_answered_as_the_route_answers_it(
+    client: Client,
+    routed: Client,
+    writer: Headers,
+    reader: Headers,
+    taken: list[bool],
+    query: str,
+    hot: bool,
+) -> None:
+    await create(client, writer, id="running")  # the running set's route, not this job's
+    for n in range(3):
+        await create(client, writer, id=f"r-{n}", job_type="enrichment")
+        done = await event(client, writer, f"r-{n}", "started")
+    done = await event(client, writer, "r-1", "progress", progress=30)
+    await settled([client, routed], writer, done["position"])
+    for headers in (writer, reader):
+        taken.clear()
+        answered = await answer(client, f"/api/v1/jobs/running{query}", headers)
+        assert taken == ([True] if hot else [])  # a query string is the route's
+        assert answered[0] == 200
+        assert [job["id"] for job in json.loads(answered[2])["jobs"]] == ["r-2", "r-1", "r-0"]
+        assert answered == await answer(routed, f"/api/v1/jobs/running{query}", headers)
+    taken.clear()
+    assert (await answer(client, "/api/v1/jobs/running", ADMIN))[0] == 200
+    assert taken == [False]  # a global token's set is every tenant's: the route's
+
+
 async def test_a_global_token_s_stats_are_left_to_the_route(
     client: Client, routed: Client, taken: list[bool]
 ) -> None:
@@ -375,7 +403,6 @@ async def test_other_callers_lists_are_left_to_the_route(
 @pytest.mark.parametrize(
     "url, headers",
     [
-        ("/api/v1/jobs/running", {}),  # the running set's route, though a job has that id
         ("/api/v1/jobs/r-1/", {}),
         ("/api/v1/jobs/", {}),
         ("/api/v1/stats/", {}),
