@@ -16,7 +16,6 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from api.schemas import RunningJob
 from bench.http import Connection, Reply
 from bench.load import closed_loop, paced
 from bench.service import Service, ledger_command
@@ -333,7 +332,7 @@ async def read_latencies(
             (
                 "GET /api/v1/jobs/running",
                 _constant("/api/v1/jobs/running"),
-                lambda: queries.running_jobs(TENANT, RunningJob),
+                lambda: queries.running_jobs(TENANT),
             ),
             (
                 "GET /api/v1/stats?group_by=status,job_type",
