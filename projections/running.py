@@ -141,7 +141,10 @@ def body_of(row: Active) -> bytes:
 
 
 def with_body(row: Active) -> tuple[object, ...]:
-    """The row's values, its body and the version the body shows."""
+    """The row's values, then its body and the version the body shows: none for a job
+    pending or failed (the set lists running jobs alone, and a start writes the body)."""
+    if row.status != JobStatus.RUNNING.value:
+        return (*msgspec.structs.astuple(row), None, None)
     return (*msgspec.structs.astuple(row), body_of(row), row.version)
 
 

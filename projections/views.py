@@ -6,8 +6,8 @@ the row. A list page then reads one column per job and joins the bodies, instead
 thirty columns of fifty rows, building fifty structs and encoding them again: half the
 server's and PostgreSQL's work per page.
 
-The running set is kept the same way: each `running_jobs` row holds its job as the set
-lists it (`running_body`), and PostgreSQL joins up to a thousand of them into the
+The running set is kept the same way: each running job's `running_jobs` row holds the job
+as the set lists it (`running_body`), and PostgreSQL joins up to a thousand of them into the
 answer's array, one value to read rather than a thousand records to decode and structs
 to encode again. A row without a body for its version is written out by PostgreSQL
 (`view_json_sql`) with the same bytes.

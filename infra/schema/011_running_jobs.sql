@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS running_jobs (
     attempt      integer     NOT NULL,
     max_attempts integer     NOT NULL,
     version      integer     NOT NULL,
-    body         bytea,  -- the job as the running set lists it (projections/views.py)
+    body         bytea,  -- a running job as the set lists it (projections/views.py)
     body_version integer,  -- the version the body shows; served only while = version
     PRIMARY KEY (tenant, id)
 );

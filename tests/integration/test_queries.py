@@ -269,17 +269,23 @@ async def test_the_running_set_writes_out_bodies_not_written_for_their_row(
     for n in range(3):
         dated_job(ledger, "acme", f"r-{n}", created=at(0), started=at(0, ms=n))
     ledger.record("acme", "r-1", RecordProgress(progress=30, current_step="copy"), CTX)
+    dated_job(ledger, "acme", "waiting", created=at(0))  # kept, not listed: no body
     catch_up(settings)
     served = await queries.running_jobs("acme")
     with connect(settings) as conn:
+        waiting = conn.execute(
+            "SELECT body, body_version FROM running_jobs WHERE id = 'waiting'"
+        ).fetchone()
         stored = conn.execute(
-            "SELECT id, body, body_version = version AS fresh FROM running_jobs ORDER BY id"
+            "SELECT id, body, body_version = version AS fresh FROM running_jobs"
+            " WHERE status = 'running' ORDER BY id"
         ).fetchall()
         # A row an older release wrote: no body. One it moved on without a new body.
         conn.execute("UPDATE running_jobs SET body = NULL, body_version = NULL WHERE id = 'r-0'")
         conn.execute(
             "UPDATE running_jobs SET progress = 60, version = version + 1 WHERE id = 'r-1'"
         )
+    assert waiting == {"body": None, "body_version": None}
     assert all(row["fresh"] for row in stored)
     # Each job is its stored body, joined: the bytes msgspec writes for the set.
     expected = [RunningJob(f"r-{n}", "sync", "running", 0, iso(at(0, ms=n))) for n in (2, 1, 0)]
